@@ -1,0 +1,1 @@
+"""One module per ``regnn`` command; see :mod:`regnn.cli`."""

@@ -1,0 +1,73 @@
+"""Atomic output: write to a temporary file in the target folder, then rename over the target.
+
+A killed process therefore never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success.
+
+    The temporary file keeps ``target``'s suffix (or ``suffix``) so libraries that choose a
+    format from the extension (soundfile, imageio) still work.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix,
+        dir=target.parent,
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextmanager
+def atomic_open(target: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[Any]:
+    """``open`` that publishes the file only when the ``with`` block succeeds."""
+    with atomic_path(target) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
+
+
+def write_text(target: str | Path, text: str) -> Path:
+    with atomic_open(target, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return Path(target)
+
+
+def write_json(target: str | Path, obj: Any) -> Path:
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=_json_default))
+
+
+def save_npy(target: str | Path, array: np.ndarray) -> Path:
+    with atomic_open(target, "wb") as fh:
+        fh_b: BinaryIO = fh
+        np.save(fh_b, array)
+    return Path(target)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
