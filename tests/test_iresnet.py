@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from regnn.models.iresnet import IResNetBlock, IResNetMotor, conv_norm_bound
+from regnn.models.iresnet import IResNetBlock, IResNetMotor, conv_norm_bound, matching_hidden
 
 torch.set_num_threads(1)  # small tensors: extra threads only contend on a shared machine
 
@@ -49,9 +49,9 @@ def test_motor_inverse_reconstructs_and_reports_its_error() -> None:
     assert z.shape == x.shape
     assert float((z - x).abs().max()) > 1e-2
     back, info = motor.inverse(z, None, None, tol=1e-6, max_iter=500)
-    assert info["converged"] and len(info["iterations"]) == 2
+    assert info.converged and len(info.iterations) == 2
     assert float((back - x).abs().max()) < 1e-4
-    assert max(info["certified"]) < 1e-3
+    assert max(info.certified) < 1e-3
     assert all(b <= 0.9 + 1e-6 for b in motor.lipschitz_bounds())
     # FrEIA convention on one block
     block = motor.layers[0]
@@ -59,9 +59,16 @@ def test_motor_inverse_reconstructs_and_reports_its_error() -> None:
 
 
 def test_block_size_matches_a_regnn_motor_layer() -> None:
-    block = IResNetBlock(channels=25, hidden=10)
+    from regnn.models.motor import REGNNLayer
+
+    layer = REGNNLayer(node_dim=50, edge_channels=8, key_dim=16)
+    target = sum(p.numel() for p in layer.parameters())
+    assert target == 1608
+    hidden = matching_hidden(target)
+    block = IResNetBlock(channels=25, hidden=hidden)
     weights = sum(c.weight.numel() for c in block.convs)
-    assert weights == 1600  # a default REGNN layer: 2 * 50 * 16 + 8 = 1608
+    assert hidden == 10 and weights == 1600
+    assert matching_hidden(2 * 32 * 16 + 8) == 7  # the ablation follows the REGNN config
 
 
 def test_block_rejects_bad_settings() -> None:

@@ -30,9 +30,13 @@ so the ablation compares motors of equal size.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from regnn.models.motor import InverseInfo
 
 
 def conv_norm_bound(weight: torch.Tensor) -> torch.Tensor:
@@ -108,9 +112,9 @@ class IResNetMotor(nn.Module):
     """``layers`` stacked :class:`IResNetBlock` s with the REGNN motor's interface.
 
     ``forward(x (B, I, D) | (B, M, I, D), edges=None, adjacency=None)`` -> latents of the same
-    shape; ``inverse(z, edges=None, adjacency=None, tol, max_iter) -> (x, info)`` where ``info``
-    lists per layer (in inversion order) ``iterations``, ``last_step``, ``residual``,
-    ``certified`` and a global ``converged``. The edges are accepted and ignored.
+    shape; ``inverse(z, edges=None, adjacency=None, tol, max_iter) -> (x, InverseInfo)``, the
+    :class:`~regnn.models.motor.InverseInfo` listing per layer (in inversion order) what the
+    fixed-point iteration reached. The edges are accepted and ignored.
     """
 
     def __init__(self, nodes: int = 25, layers: int = 2, hidden: int = 10,
@@ -130,17 +134,26 @@ class IResNetMotor(nn.Module):
     @torch.no_grad()
     def inverse(self, z: torch.Tensor, edges: torch.Tensor | None = None,
                 adjacency: torch.Tensor | None = None, tol: float = 1e-6, max_iter: int = 200
-                ) -> tuple[torch.Tensor, dict]:
-        info: dict = {"iterations": [], "last_step": [], "residual": [], "certified": [],
-                      "converged": True}
+                ) -> tuple[torch.Tensor, InverseInfo]:
+        info = InverseInfo()
         x = z
         for layer in reversed(self.layers):
             x, li = layer.inverse(x, tol=tol, max_iter=max_iter)
-            for key in ("iterations", "last_step", "residual", "certified"):
-                info[key].append(li[key])
-            info["converged"] = info["converged"] and li["converged"]
+            info.iterations.append(li["iterations"])
+            info.last_step.append(li["last_step"])
+            info.residual.append(li["residual"])
+            info.certified.append(li["certified"])
+            info.converged = info.converged and li["converged"]
         return x, info
 
     def lipschitz_bounds(self) -> list[float]:
         """The certified Lipschitz constant of each block's ``g`` (``<= c`` by construction)."""
         return [float((b.gamma() * b.lipschitz_bound()).detach()) for b in self.layers]
+
+
+def matching_hidden(weights: int, channels: int = 25, kernels: tuple[int, int, int] = (3, 1, 3)
+                    ) -> int:
+    """Hidden width ``h`` whose block has about ``weights`` weights:
+    ``k1·I·h + k2·h² + k3·h·I ≈ weights`` (at least 1)."""
+    a, b = kernels[1], (kernels[0] + kernels[2]) * channels
+    return max(1, round((-b + math.sqrt(b * b + 4 * a * weights)) / (2 * a)))
