@@ -30,6 +30,15 @@ def test_system_trains_and_generates_in_range_reactions(name: str, synthetic_roo
                     max_steps=2)
     assert summary["model"] == config.model.name
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
+    if name.startswith("huang"):  # the sketch (PCA of the training listeners) was fitted
+        from regnn.train import load_module
+
+        module = load_module(tmp_path / "run")
+        assert bool(module.sketch_fitted)
+        basis = module.model.sketch_basis
+        torch.testing.assert_close(basis.T @ basis, torch.eye(basis.shape[1]), atol=1e-4,
+                                   rtol=0)
+        assert float(basis[10:].abs().sum()) > 0  # not the unfitted identity-like basis
     gen = generate_predictions(tmp_path / "run", synthetic_root, "test", tmp_path / "pred",
                                samples=3, seed=1, progress=False, limit=2)
     assert gen["items"] == 2

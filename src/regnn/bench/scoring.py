@@ -31,7 +31,8 @@ def score(pred: np.ndarray, speakers: np.ndarray, listeners: np.ndarray,
     except ImportError:
         compute_all = None
     if compute_all is not None:
-        out = dict(compute_all(pred, listeners, speakers, neighbours))
+        out = dict(compute_all(pred, speaker=speakers, listener=listeners,
+                               neighbours=neighbours))
         out.setdefault("engine", "regnn.metrics")
         return _canonical(out)
     return plain_scores(pred, speakers, listeners, neighbours)

@@ -113,7 +113,7 @@ class HuangModule(BaselineModule):
         self.model = HuangCGAN(variant, hidden=2 * m.width)
         self.register_buffer("sketch_fitted", torch.zeros((), dtype=torch.bool))
 
-    def on_fit_start(self) -> None:
+    def on_train_start(self) -> None:  # the train loader exists from this hook on
         ds = getattr(self.trainer.train_dataloader, "dataset", None)
         listeners = getattr(ds, "listeners", None)
         if not bool(self.sketch_fitted) and listeners is not None:
