@@ -26,7 +26,7 @@ REGIONS = {
     "AU26": (0.15, 0.46, 0.85, 0.92),  # mouth, chin and the jaw line from the ears down
 }  # fmt: skip
 GAUGE = (0.78, 0.0, 1.0, 0.22)
-BARS = (0.10, 0.88, 0.90, 1.0)
+BARS = (0.10, 0.90, 0.90, 1.0)
 
 
 @pytest.fixture(scope="module")

@@ -169,7 +169,7 @@ class FaceRenderer:
 
         # ---- head: upper half-ellipse + lower half-ellipse whose depth follows AU26 -------
         cx, cy, rx = 0.5, 0.46, 0.30
-        ry_top, ry_low = 0.40, 0.37 + 0.06 * au["AU26"]
+        ry_top, ry_low = 0.40, 0.37 + 0.05 * au["AU26"]
         head = _HEAD * (rx, 1.0) + (cx, cy)
         head[:, 1] = cy + _HEAD[:, 1] * np.where(_HEAD[:, 1] < 0, ry_top, ry_low)
         draw.polygon(pts(head), fill=s.skin, outline=s.outline, width=lw)
@@ -282,7 +282,7 @@ class FaceRenderer:
                           fill=col, width=lw)
 
         # ---- chin (AU17 boss wrinkles, follows the jaw drop) ----------------------------
-        chin_y = 0.795 + 0.06 * au["AU26"] - 0.025 * au["AU17"]
+        chin_y = 0.795 + 0.05 * au["AU26"] - 0.025 * au["AU17"]
         if au["AU17"] > 0.02:
             col = _mix(s.skin, s.wrinkle, au["AU17"])
             draw.line(pts(_curve((0.45, chin_y + 0.012), (0.5, chin_y - 0.012),
@@ -301,7 +301,7 @@ class FaceRenderer:
         draw.ellipse(box(gx + v * gr * 0.85, gy - ar * gr * 0.85, 0.02, 0.02), fill=dot)
 
         # ---- expression probabilities (bars along the bottom) ----------------------------
-        bx0, bx1, by_base, bh = 0.14, 0.86, 0.985, 0.09
+        bx0, bx1, by_base, bh = 0.14, 0.86, 0.985, 0.075
         bw = (bx1 - bx0) / 8.0
         draw.line([P(bx0, by_base), P(bx1, by_base)], fill=s.gauge, width=thin)
         for k in range(8):
