@@ -87,7 +87,7 @@ def write_report(run_dir: str | Path | None, pred_dir: str | Path | None,
         if not hasattr(opts, key):
             raise ConfigError(f"unknown report option {key!r}")
         setattr(opts, key, value)
-    ds = ReactSplit(data_root, split)
+    ds = ReactSplit(data_root, split, audio=False)
     page = build_report_html(ds, split, run_dir=run_dir, pred_dir=pred_dir,
                              data_root=data_root, options=opts)
     return write_text(out_html, page)
@@ -109,6 +109,8 @@ def _fmt(v: float | None) -> str:
         return "&mdash;"
     if v != v:  # NaN
         return "NaN"
+    if float(v).is_integer() and abs(v) >= 1:
+        return str(int(v))
     a = abs(v)
     return f"{v:.4f}" if a < 10 else f"{v:.2f}"
 

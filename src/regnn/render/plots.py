@@ -108,14 +108,16 @@ def embed_windows(real: np.ndarray, generated: np.ndarray, method: str = "pca",
 
     PCA is fitted on the real windows only, so generated windows are placed in the real
     reactions' own coordinates; t-SNE embeds both together (slower: use for small sets).
-    At most ``max_points`` windows of each kind are used (a seeded random subset).
+    Both sets are cut to the same number of windows, at most ``max_points`` (a seeded
+    random subset), so the two clouds' densities can be compared by eye.
     """
     rng = np.random.default_rng(seed)
     wr, wg = windows(real, window, stride), windows(generated, window, stride)
-    if len(wr) > max_points:
-        wr = wr[np.sort(rng.choice(len(wr), max_points, replace=False))]
-    if len(wg) > max_points:
-        wg = wg[np.sort(rng.choice(len(wg), max_points, replace=False))]
+    n = min(max_points, len(wr), len(wg))
+    if len(wr) > n:
+        wr = wr[np.sort(rng.choice(len(wr), n, replace=False))]
+    if len(wg) > n:
+        wg = wg[np.sort(rng.choice(len(wg), n, replace=False))]
     if method == "pca":
         from sklearn.decomposition import PCA
 

@@ -295,7 +295,7 @@ def _write_mp4(frames: Iterator[np.ndarray], out: Path, size: tuple[int, int], f
     with atomic_path(out) as tmp:
         writer = imageio_ffmpeg.write_frames(
             str(tmp), size, fps=fps, codec="libx264", quality=None, macro_block_size=16,
-            pix_fmt_out="yuv420p",
+            pix_fmt_out="yuv420p", ffmpeg_log_level="error",
             output_params=["-crf", str(quality), "-preset", "veryfast",
                            "-t", f"{n / fps:.6f}", "-movflags", "+faststart"],
             audio_path=None if audio_path is None else str(audio_path),
