@@ -58,9 +58,12 @@ def plot_time_series(speaker: np.ndarray, real: np.ndarray | None = None,
     real_a = _as_stack(real, "real")[:max_lines]
     gen_a = _as_stack(generated, "generated")[:max_lines]
     t = np.arange(s.shape[0]) / fps
-    fig = Figure(figsize=(11, 0.42 * NUM_ATTRIBUTES + 1.6), layout="constrained")
+    height = 0.42 * NUM_ATTRIBUTES + 1.6
+    fig = Figure(figsize=(11, height))
+    # fixed margins: a constrained layout over 25 axes costs seconds per figure
     axes = fig.subplots(NUM_ATTRIBUTES, 1, sharex=True,
-                        gridspec_kw={"hspace": 0.05})
+                        gridspec_kw={"hspace": 0.6, "left": 0.08, "right": 0.99,
+                                     "top": 1 - 0.75 / height, "bottom": 0.55 / height})
     for j, ax in enumerate(axes):
         for r in real_a:
             ax.plot(t[: len(r)], r[:, j], color=_rgb("listener"), lw=0.6, alpha=0.45)
@@ -85,9 +88,10 @@ def plot_time_series(speaker: np.ndarray, real: np.ndarray | None = None,
         Line2D([], [], color=_rgb("generated"), lw=1.2,
                                 label=f"generated reactions ({len(gen_a)} shown)"),
     ]
-    fig.legend(handles=handles, loc="outside upper right", ncols=3, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="upper right", ncols=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.99, 1.0))
     if title:
-        fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+        fig.text(0.01, 1 - 0.12 / height, title, fontsize=10, ha="left", va="top")
     return fig
 
 
@@ -119,13 +123,18 @@ def embed_windows(real: np.ndarray, generated: np.ndarray, method: str = "pca",
     if len(wg) > n:
         wg = wg[np.sort(rng.choice(len(wg), n, replace=False))]
     if method == "pca":
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=2, random_state=seed).fit(wr)
-        ev = pca.explained_variance_ratio_
-        return pca.transform(wr), pca.transform(wg), f"PC1 ({ev[0]:.0%}) / PC2 ({ev[1]:.0%})"
+        mean = wr.mean(axis=0)
+        _, sv, vt = np.linalg.svd(wr - mean, full_matrices=False)
+        comps = vt[:2] * np.sign(vt[:2, [0]] + (vt[:2, [0]] == 0))  # fixed sign per component
+        ev = sv[:2] ** 2 / max(float((sv**2).sum()), 1e-12)
+        return ((wr - mean) @ comps.T, (wg - mean) @ comps.T,
+                f"PC1 ({ev[0]:.0%}) / PC2 ({ev[1]:.0%})")
     if method == "tsne":
-        from sklearn.manifold import TSNE
+        try:
+            from sklearn.manifold import TSNE
+        except ImportError:
+            raise ValueError("the t-SNE embedding needs scikit-learn (pip install "
+                             "scikit-learn); use method 'pca'") from None
 
         both = np.concatenate([wr, wg])
         perplexity = float(min(30.0, max(2.0, (len(both) - 1) / 3)))
