@@ -172,7 +172,10 @@ class FaceRenderer:
         ry_top, ry_low = 0.40, 0.37 + 0.05 * au["AU26"]
         head = _HEAD * (rx, 1.0) + (cx, cy)
         head[:, 1] = cy + _HEAD[:, 1] * np.where(_HEAD[:, 1] < 0, ry_top, ry_low)
-        draw.polygon(pts(head), fill=s.skin, outline=s.outline, width=lw)
+        outline = pts(head)
+        draw.polygon(outline, fill=s.skin)
+        # the outline as a closed polyline: polygon(width > 1) builds a mask image per call
+        draw.line(outline + outline[:4], fill=s.outline, width=lw)
 
         # ---- cheeks (AU6): flushed apples that rise -------------------------------------
         if au["AU6"] > 0.02:
@@ -188,8 +191,7 @@ class FaceRenderer:
             mid = (0.5 + side * 0.125,
                    0.285 - 0.025 * au["AU1"] - 0.035 * au["AU2"] + 0.035 * au["AU4"])
             outer = (0.5 + side * 0.195, 0.305 - 0.07 * au["AU2"] + 0.03 * au["AU4"])
-            draw.line(pts(_curve(inner, mid, outer)), fill=s.brow, width=2 * lw,
-                      joint="curve")
+            draw.line(pts(_curve(inner, mid, outer)), fill=s.brow, width=2 * lw)
         if au["AU4"] > 0.02:  # glabella furrows
             col = _mix(s.skin, s.wrinkle, au["AU4"])
             for dx in (-0.018, 0.018):
@@ -295,8 +297,8 @@ class FaceRenderer:
         draw.rectangle(box(gx, gy, gr, gr), outline=s.gauge, width=thin)
         draw.line([P(gx - gr, gy), P(gx + gr, gy)], fill=s.gauge, width=thin)
         draw.line([P(gx, gy - gr), P(gx, gy + gr)], fill=s.gauge, width=thin)
-        v = float(np.clip(a[_VALENCE], -1.0, 1.0))
-        ar = float(np.clip(a[_AROUSAL], -1.0, 1.0))
+        v = min(max(float(a[_VALENCE]), -1.0), 1.0)
+        ar = min(max(float(a[_AROUSAL]), -1.0), 1.0)
         dot = _mix((150, 150, 150), (40, 160, 60) if v >= 0 else (210, 50, 40), 3 * abs(v))
         draw.ellipse(box(gx + v * gr * 0.85, gy - ar * gr * 0.85, 0.02, 0.02), fill=dot)
 
@@ -305,7 +307,7 @@ class FaceRenderer:
         bw = (bx1 - bx0) / 8.0
         draw.line([P(bx0, by_base), P(bx1, by_base)], fill=s.gauge, width=thin)
         for k in range(8):
-            p = float(np.clip(a[_EXPR0 + k], 0.0, 1.0))
+            p = min(max(float(a[_EXPR0 + k]), 0.0), 1.0)
             if p * bh * scale >= 0.5:
                 draw.rectangle([P(bx0 + k * bw + 0.1 * bw, by_base - p * bh),
                                 P(bx0 + (k + 1) * bw - 0.1 * bw, by_base)],
