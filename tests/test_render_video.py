@@ -109,3 +109,21 @@ def test_unsupported_format(tmp_path: Path) -> None:
     an = GridAnimator(panels(0, 5), face_size=48, supersample=1)
     with pytest.raises(ConfigError, match="use .mp4 or .gif"):
         write_video(an, tmp_path / "x.avi", progress=False)
+
+
+def test_mp4_falls_back_to_gif_without_ffmpeg(tmp_path: Path, monkeypatch) -> None:
+    import regnn.render.video as video
+
+    monkeypatch.setattr(video, "find_ffmpeg", lambda: None)
+    an = GridAnimator(panels(0, 10), face_size=48, supersample=1)
+    info = write_video(an, tmp_path / "x.mp4", progress=False)
+    assert info.path == tmp_path / "x.gif" and not (tmp_path / "x.mp4").exists()
+    assert "wrote a GIF instead" in info.notes[0]
+    assert probe_video(info.path) == (10, pytest.approx(0.4))
+
+
+def test_gif_bytes_are_deterministic(tmp_path: Path) -> None:
+    an = GridAnimator(panels(1, 20), face_size=48)
+    a = write_video(an, tmp_path / "a.gif", progress=False).path.read_bytes()
+    b = write_video(an, tmp_path / "b.gif", progress=False).path.read_bytes()
+    assert a == b

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with a time cursor. MP4 uses the ffmpeg bundled with imageio-ffmpeg; .gif needs no "
         "ffmpeg (and an .mp4 request falls back to .gif when ffmpeg is unavailable).")
     p.add_argument("--data", required=True, help="REACT-layout dataset folder")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="which split of the dataset")
     p.add_argument("--item", type=int, required=True,
                    help="mirrored item index K (0 .. 2n-1; see `regnn data`)")
     p.add_argument("--pred", default=None,
@@ -27,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="at most this many generated reactions are shown")
     p.add_argument("--face-size", type=int, default=160, help="pixels per face")
     p.add_argument("--columns", type=int, default=None,
-                   help="faces per row (default: about 4:3)")
+                   help="faces per row (omit for a grid of about 4:3)")
     p.add_argument("--seconds", type=float, default=None,
-                   help="render only the first SECONDS of the clip (default: all)")
+                   help="render only the first SECONDS of the clip (omit for all of it)")
     p.add_argument("--no-audio", action="store_true", help="do not mux the speaker's audio")
     p.set_defaults(func=run)
 

@@ -18,10 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", default=None, help="training run folder (Lightning logs)")
     p.add_argument("--pred", default=None, help="predictions folder (with scores.json)")
     p.add_argument("--data", required=True, help="REACT-layout dataset folder")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="which split of the dataset")
     p.add_argument("--out", required=True, help="output HTML file")
     p.add_argument("--items", type=int, nargs="+", default=None,
-                   help="item indices to show (default: --n-items evenly spaced items)")
+                   help="item indices to show (omit for --n-items evenly spaced items)")
     p.add_argument("--n-items", type=int, default=2, help="how many items to show")
     p.add_argument("--n-generated", type=int, default=3,
                    help="generated reactions per animation")
