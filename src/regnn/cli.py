@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "regnn.commands.train",
     "regnn.commands.generate",
     "regnn.commands.bench",
+    "regnn.commands.render",
+    "regnn.commands.report",
 )
 
 
