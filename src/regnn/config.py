@@ -37,6 +37,7 @@ class ModelConfig:
     audio_dim: int = 64  # per-frame audio features (log-mel bands of the data layer)
     use_face: bool = True  # False: audio-only ablation
     use_audio: bool = True  # False: face-only ablation
+    face_skip: bool = True  # Ẑp = heads + speaker attributes (see regnn.models.regnn)
     width: int = 128  # fusion width
     heads: int = 4
     cross_layers: int = 1  # face <- audio cross-modal blocks
