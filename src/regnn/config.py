@@ -58,7 +58,7 @@ class ModelConfig:
     distribution_loss: str = "min"  # Eq. 9 form: "min" | "mean" | "nll" (see REGNN.losses)
     gmm_sigma: float = 0.6  # σ of the GMM components, used by distribution_loss="nll"
     agreement_weight: float = 1.0  # weight of the latent-agreement term, Eq. 7
-    inverse_tol: float = 1e-6  # fixed-point stop: max |x_k - x_{k-1}|
+    inverse_tol: float = 1e-5  # fixed-point stop: max |x_k - x_{k-1}| (errors reached: ~1e-6)
     inverse_max_iter: int = 200
 
 
