@@ -56,7 +56,7 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
     model_s = 0.0
     t0 = time.perf_counter()
     for i in tqdm(range(n), desc=f"generate {split}", unit="item", disable=not progress):
-        face = torch.from_numpy(np.ascontiguousarray(ds.speaker(i)))[None]
+        face = torch.from_numpy(np.array(ds.speaker(i), dtype=np.float32))[None]
         audio = torch.from_numpy(ds.audio(i))[None] if cfg.use_audio else None
         t1 = time.perf_counter()
         with torch.no_grad():
