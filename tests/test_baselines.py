@@ -118,6 +118,25 @@ def test_huang_training_steps_reduce_the_l1_loss_and_keep_discriminators_apart()
     assert float(g["l1_stage2"]) < 0.8 * first
 
 
+def test_huang_frame_subsampling_draws_matching_condition_and_target_rows() -> None:
+    torch.manual_seed(0)
+    model = HuangCGAN("c", l1_weight=1.0)
+    face, _, listener = random_clips(n=2)
+    g_all, _ = model.gan_losses(face, listener, torch.Generator().manual_seed(0))
+    g_sub, d_sub = model.gan_losses(face, listener, torch.Generator().manual_seed(0), frames=16)
+    assert torch.isfinite(g_sub["loss"]) and torch.isfinite(d_sub["loss"])
+    # subsampled frames estimate the same L1 as all frames (same model, same noise law)
+    assert abs(float(g_sub["l1_stage1"]) - float(g_all["l1_stage1"])) < 0.5 * float(
+        g_all["l1_stage1"])
+    # condition row r and target row r belong to the same reaction frame, also subsampled
+    c = torch.arange(2 * 50, dtype=torch.float32).reshape(2, 50, 1).expand(2, 50, 3)
+    y = torch.arange(2 * 50, dtype=torch.float32).reshape(2, 50, 1).expand(2, 50, 25)
+    cs, ys = HuangCGAN.sample_frames(c, y, 7, torch.Generator().manual_seed(0))
+    assert cs.shape == (2, 7, 3) and ys.shape == (2, 7, 25)
+    torch.testing.assert_close(cs[..., 0], ys[..., 0])
+    assert (cs[0, :, 0] < 50).all() and (cs[1, :, 0] >= 50).all()  # rows stay in their clip
+
+
 def test_huang_rejects_unknown_variant_and_short_clips() -> None:
     with pytest.raises(ValueError, match="unknown Huang variant"):
         HuangCGAN("x")

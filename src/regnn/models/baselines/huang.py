@@ -122,16 +122,20 @@ class HuangCGAN(nn.Module):
 
     # -- training -------------------------------------------------------------------------
     def gan_losses(self, face: torch.Tensor, listener: torch.Tensor,
-                   generator: torch.Generator | None = None
+                   generator: torch.Generator | None = None, frames: int | None = None
                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Generator and discriminator losses of both stages for clips ``(B, T, 25)``.
 
         Returns ``(g, d)``; ``g["loss"]`` trains ``G1`` and ``G2`` (it also reaches the
         discriminators' gradients: zero them before their step), ``d["loss"]`` trains ``D1``
-        and ``D2`` and sees the generators' outputs detached.
+        and ``D2`` and sees the generators' outputs detached. ``frames``: train on that many
+        randomly drawn frames per clip (every frame is an independent sample of this
+        frame-level model), which makes a step proportionally cheaper.
         """
         c = self.conditions(face)  # (B, T', Cc)
         y = listener[:, self.context - 1:]  # (B, T', 25)
+        if frames is not None and 0 < frames < c.shape[1]:
+            c, y = self.sample_frames(c, y, frames, generator)
         h = self.sketch(y)
         z1 = self._noise(c.shape[:2], c, generator)
         z2 = self._noise(c.shape[:2], c, generator)
@@ -153,6 +157,17 @@ class HuangCGAN(nn.Module):
             self.d2(torch.cat([h, y_fake.detach()], -1)), 0.0)
         d = {"loss": d1 + d2, "d_stage1": d1, "d_stage2": d2}
         return g, d
+
+    @staticmethod
+    def sample_frames(c: torch.Tensor, y: torch.Tensor, frames: int,
+                      generator: torch.Generator | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same ``frames`` random rows (with replacement) of conditions ``c (B, T', Cc)``
+        and targets ``y (B, T', 25)`` for each clip."""
+        idx = torch.randint(0, c.shape[1], (c.shape[0], frames), generator=generator,
+                            device=c.device)
+        return (c.gather(1, idx[..., None].expand(-1, -1, c.shape[-1])),
+                y.gather(1, idx[..., None].expand(-1, -1, y.shape[-1])))
 
     def generator_parameters(self) -> list[nn.Parameter]:
         return [*self.g1.parameters(), *self.g2.parameters()]

@@ -95,10 +95,13 @@ class HuangModule(BaselineModule):
     """Huang & Khan's two-stage cGAN; ``huang-s`` conditions on AUs, ``huang-c`` on expressions.
 
     Adversarial training alternates a generator and a discriminator step on every batch
-    (Lightning manual optimisation); both use Adam with ``β1 = 0.5`` (pix2pix) at
+    (Lightning manual optimisation) on :attr:`FRAMES_PER_CLIP` random frames of each clip;
+    both use Adam with ``β1 = 0.5`` (pix2pix) at
     ``train.lr`` and ``train.weight_decay``. The sketch (PCA) is fitted on the training
     listeners when training starts.
     """
+
+    FRAMES_PER_CLIP = 128  # frames drawn per clip and step (a frame-level model)
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -129,12 +132,14 @@ class HuangModule(BaselineModule):
         return [opt_g, opt_d]
 
     def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        g, d = self.model.gan_losses(batch["face"], self.target(batch))
+        g, d = self.model.gan_losses(batch["face"], self.target(batch),
+                                     frames=self.FRAMES_PER_CLIP)
         return {**g, "d_loss": d["loss"]}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         opt_g, opt_d = self.optimizers()
-        g, d = self.model.gan_losses(batch["face"], self.target(batch))
+        g, d = self.model.gan_losses(batch["face"], self.target(batch),
+                                     frames=self.FRAMES_PER_CLIP)
         opt_g.zero_grad()
         self.manual_backward(g["loss"])
         opt_g.step()
