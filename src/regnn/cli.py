@@ -22,6 +22,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "regnn.commands.demo",
     "regnn.commands.render",
     "regnn.commands.report",
+    "regnn.commands.train",
+    "regnn.commands.generate",
 )
 
 
