@@ -269,7 +269,8 @@ def auto_threshold(d: np.ndarray, tree: np.ndarray, max_evals: int = 80
 
 
 def parse_threshold(spec: str | float | None) -> tuple[str, float | None]:
-    """``"auto"`` -> ("auto", None); ``"0.4"`` -> ("distance", 0.4); ``"5%"`` -> ("percentile", 5)."""
+    """Parse a threshold: ``"auto"`` -> ("auto", None); ``"0.4"`` -> ("distance", 0.4);
+    ``"5%"`` -> ("percentile", 5.0)."""
     if spec is None:
         return "auto", None
     if isinstance(spec, int | float):
