@@ -109,7 +109,8 @@ def _truth(root: Path) -> dict | None:
 def print_summary(s: dict) -> None:
     rule = {"auto": f"auto, silhouette {s['silhouette']:.3f}", "distance": "given distance",
             "percentile": "percentile of distances",
-            "singletons": "too few items"}[s["threshold_rule"]]
+            "singletons": f"auto: no grouping, best silhouette {s['silhouette']:.3f}"
+            }[s["threshold_rule"]]
     groups = f", {s['groups']} groups" if s.get("groups") is not None else ""
     print(f"{s['split']}: {s['items']} items; method {s['method']}"
           f"{' + audio' if s['audio'] else ''}, {s['linkage']} linkage, threshold "
@@ -119,7 +120,11 @@ def print_summary(s: dict) -> None:
           f"(own listener only): {s['isolated']}")
     if "vs_truth" in s:
         v = s["vs_truth"]
-        print(f"  vs synthetic truth (off-diagonal ones): precision {v['precision']:.3f}, "
-              f"recall {v['recall']:.3f} ({v['true_positives']} of {v['predicted']} built, "
-              f"{v['true']} true)")
+        print(f"  vs synthetic truth (off-diagonal ones): precision {_fmt(v['precision'])}, "
+              f"recall {_fmt(v['recall'])} ({v['true_positives']} of {v['predicted']} built "
+              f"are true; {v['true']} true)")
     print(f"  wrote {s['written']}")
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x != x else f"{x:.3f}"

@@ -14,12 +14,16 @@ procedure in two steps (details and measured figures in ``docs/neighbours.md``):
      frame-to-frame changes (first differences of the z-scored channels, all channels
      concatenated). Differencing removes each person's constant baseline (resting face,
      detector calibration, a habitually raised AU) and keeps *what the face does when*.
-   * ``level``: ``1 - r`` on the z-scored levels themselves (baselines count).
+   * ``level``: ``1 - r`` on the z-scored levels themselves. Pearson correlation removes
+     each item's per-channel mean too, but slow trends dominate where ``motion`` weighs
+     every change by its speed; a mimicking listener who lags a speaker by a fraction of a
+     second still correlates strongly in level, much less in motion.
    * ``dtw``: dynamic time warping between 1-second window means of the z-scored channels
      (Sakoe-Chiba band), RMS per step; tolerant to timing differences between speakers.
    * ``stats``: time-invariant summary statistics per channel (mean, std, 10th and 90th
      percentiles, mean absolute change), z-scored across items; Euclidean distance divided by
-     the square root of the number of features.
+     the square root of the number of features. The only method where baselines count and
+     timing does not: for recordings whose speakers are not time-locked to each other.
 
 2. **From distances to a matrix.** Agglomerative clustering (``complete`` linkage by
    default) cut at a distance threshold; ``A[k, j] = 1`` when items k and j fall in the same
@@ -27,7 +31,9 @@ procedure in two steps (details and measured figures in ``docs/neighbours.md``):
    the threshold (no chaining), while the clustering makes the relation transitive, as the
    REACT release's clustering does. ``linkage="none"`` gives the plain pairwise rule
    ``A[k, j] = d(k, j) <= threshold`` instead. The threshold is ``"auto"`` (the dendrogram cut
-   that maximises the mean silhouette, a standard, label-free criterion of cluster quality),
+   that maximises the mean silhouette, a standard, label-free criterion of cluster quality;
+   when even the best cut scores <= 0.25, "no substantial structure" in Kaufman and
+   Rousseeuw's reading, every speaker keeps only its own listener and a warning says so),
    an absolute distance, or ``"P%"``, the P-th percentile of the off-diagonal distances.
 
 The diagonal is always 1. Items are in the mirrored order of ``react-protocol.md``.
@@ -52,7 +58,8 @@ DEFAULT_LINKAGE = "complete"
 AUDIO_BANDS = 8  # log-mel bands are pooled into this many channels when audio is used
 DTW_STEP = 25  # frames per DTW step (1 s at 25 fps)
 DTW_BAND = 3  # Sakoe-Chiba radius in steps
-WEAK_SILHOUETTE = 0.1
+#: Kaufman & Rousseeuw (1990): a mean silhouette <= 0.25 means "no substantial structure"
+NO_STRUCTURE_SILHOUETTE = 0.25
 
 Progress = Callable[[int], None]
 
@@ -330,9 +337,11 @@ def group(d: np.ndarray, threshold: str | float | None = "auto",
                             "every speaker keeps only its own listener")
         else:
             t, sil = auto_threshold(d, tree)
-            if not sil > WEAK_SILHOUETTE:
-                warnings.append(f"weak cluster structure (best silhouette {sil:.3f}); the "
-                                "automatic threshold is unreliable: consider --threshold")
+            if not sil > NO_STRUCTURE_SILHOUETTE:
+                warnings.append(f"no substantial cluster structure (best silhouette {sil:.3f} "
+                                f"<= {NO_STRUCTURE_SILHOUETTE}): every speaker keeps only its "
+                                "own listener; pass --threshold to group anyway")
+                t, kind = -1.0, "singletons"
     elif kind == "percentile":
         t = float(np.percentile(tri, value)) if tri.size else 0.0
     else:
@@ -348,7 +357,7 @@ def group(d: np.ndarray, threshold: str | float | None = "auto",
         labels = _cut(tree, t) - 1
         m = labels[:, None] == labels[None, :]
     np.fill_diagonal(m, True)
-    if kind != "auto" and labels is not None and n >= 3:
+    if kind in ("distance", "percentile") and labels is not None and n >= 3:
         sil = silhouette(d, labels)
     return Grouping(m, float(t), kind, linkage, labels, sil, warnings)
 

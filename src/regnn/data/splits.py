@@ -58,7 +58,8 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
 
 
 def assign_sessions(rows_per_session: dict[str, int],
-                    fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0) -> dict[str, str]:
+                    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                    seed: int = 0) -> dict[str, str]:
     """Map each session to ``train``/``val``/``test`` (see the module docstring)."""
     frac = check_fractions(fractions)
     wanted = [s for s, f in zip(layout.SPLITS, frac) if f > 0]
