@@ -178,7 +178,7 @@ def _numeric(df, columns: Sequence[str], path: Path) -> np.ndarray:
         raise DataError(f"column {columns[c]!r}: non-numeric value "
                         f"{df[columns[c]].iloc[r]!r}", path=path, row=int(r) + 1,
                         kind="not-numeric")
-    return block.to_numpy(dtype=np.float64)
+    return np.array(block.to_numpy(dtype=np.float64), copy=True)
 
 
 def _by_name(columns: Sequence[str]) -> dict[str, str]:
