@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=True)
 def dtw_sq(a: np.ndarray, b: np.ndarray, band: int) -> float:
     """Least total squared Euclidean frame cost over monotone warping paths within
     ``|i - j| <= band`` (a, b: (steps, C) float32). Equals ``tslearn.metrics.dtw(a, b,
