@@ -110,6 +110,12 @@ def test_audio_channels_are_used():
     d0 = nb.distance_matrix(x, "motion")
     d1 = nb.distance_matrix(x, "motion", audio=mel)
     assert not np.allclose(d0, d1)
+    # frame-level jitter in the audio bands must not drown the smooth facial motion
+    groups = [0] * 4 + [1] * 4 + [2] * 4
+    x = _clustered(groups, t=300, seed=5)
+    noise = np.random.default_rng(6).normal(size=(12, 300, 64)).astype(np.float32)
+    g = nb.group(nb.distance_matrix(x, "motion", audio=noise))
+    np.testing.assert_array_equal(g.matrix, _same_group(groups))
     with pytest.raises(ConfigError, match="do not match"):
         nb.distance_matrix(x, "motion", audio=mel[:, :50])
 
@@ -249,3 +255,11 @@ def test_cli_bad_threshold_fails_before_reading(dataset_copy: Path, capsys):
                  "lots", "--out", str(dataset_copy / "x.npy")]) == 2
     assert "threshold 'lots'" in capsys.readouterr().err
     assert not (dataset_copy / "x.npy").exists()
+
+
+@pytest.mark.parametrize("name", ["neighbours", "split", "import"])
+def test_data_subcommands_have_help(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["data", name, "--help"])
+    assert exc.value.code == 0
+    assert "usage: regnn data " + name in capsys.readouterr().out

@@ -110,10 +110,15 @@ def _correlation_distance(f: np.ndarray) -> np.ndarray:
 
 
 def motion_distance(z: np.ndarray) -> np.ndarray:
-    """``1 - corr`` of the first differences of standardised sequences ``z`` (N, T, C)."""
+    """``1 - corr`` of the first differences of sequences ``z`` (N, T, C).
+
+    The differences are themselves z-scored per channel over the split, so each channel's
+    motion weighs the same: a jittery channel (e.g. frame-level audio energy) does not drown
+    the smooth facial ones.
+    """
     n = z.shape[0]
-    dz = np.diff(z, axis=1)
-    dz -= dz.mean(axis=1, keepdims=True)  # per-channel centring
+    dz = standardise(np.diff(z, axis=1))
+    dz -= dz.mean(axis=1, keepdims=True)  # per-item, per-channel centring
     return _correlation_distance(dz.reshape(n, -1))
 
 
