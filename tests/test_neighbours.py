@@ -209,6 +209,14 @@ def test_recovers_the_synthetic_truth(root24: Path):
     assert res.summary["threshold_rule"] == "auto" and res.grouping.silhouette > 0.25
 
 
+def test_parallel_reading_gives_the_same_arrays(synthetic_root: Path):
+    serial, _ = nb.load_behaviours(synthetic_root, "val", workers=1)
+    parallel, _ = nb.load_behaviours(synthetic_root, "val", workers=2, parallel_min=1)
+    np.testing.assert_array_equal(serial, parallel)
+    ds = ReactSplit(synthetic_root, "val")
+    np.testing.assert_array_equal(serial[5], ds.speaker(5))
+
+
 def test_no_structure_keeps_the_diagonal(synthetic_root: Path):
     # the small fixture's splits have 8 items in 8 different true groups
     res = nb.build_neighbours(synthetic_root, "test")
