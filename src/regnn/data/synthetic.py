@@ -388,9 +388,13 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
 
 def _write_frames(folder: Path, attrs: np.ndarray, size: int) -> None:
     """PNG frames ``1.png ... N.png`` of a simple drawn face following the attributes."""
+    import shutil
+    import tempfile
+
     from PIL import Image, ImageDraw
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     s = size / 64.0
     for t, a in enumerate(attrs, start=1):
         img = Image.new("RGB", (size, size), (235, 235, 240))
@@ -407,5 +411,8 @@ def _write_frames(folder: Path, attrs: np.ndarray, size: int) -> None:
         smile = 3 * s * (a[7] - a[9])  # corners up (AU12) or down (AU15)
         top = 42 * s - smile
         d.chord([22 * s, top - open_h / 2, 42 * s, top + open_h], 0, 180, fill=(150, 40, 50))
-        with atomic_path(folder / f"{t}.png") as tmp:
-            img.save(tmp, format="PNG")
+        img.save(tmp_dir / f"{t}.png", format="PNG", compress_level=1)
+    # the folder appears complete or not at all
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp_dir.rename(folder)
