@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from regnn.bench import runner
-from regnn.bench.references import REFERENCES, reference_predictions
+from regnn.bench.runner import REFERENCES
 from regnn.bench.scoring import METRICS, fr_div, fr_dvs, fr_var, plain_scores, synchrony
 
 TINY_BUDGET = {
@@ -97,26 +97,18 @@ def test_bench_configs_share_data_and_budget_within_a_family() -> None:
 
 
 # ---------------------------------------------------------------------------- references, metrics
-def test_references_follow_their_definitions() -> None:
-    rng = np.random.default_rng(0)
-    spk, lis, train = (rng.random((n, 20, 25), dtype=np.float32) for n in (3, 3, 5))
-    gt = reference_predictions("GT", spk, lis, train, k=2)
-    assert gt.shape == (3, 2, 20, 25)
-    from regnn.schema import clip_to_ranges
-
-    np.testing.assert_allclose(gt[:, 1], clip_to_ranges(lis), atol=1e-6)
-    mime = reference_predictions("Mime", spk, lis, train, k=2)
-    np.testing.assert_allclose(mime[:, 0], clip_to_ranges(spk), atol=1e-6)
-    mean_fr = reference_predictions("MeanFr", spk, lis, train, k=2)
-    assert np.ptp(mean_fr, axis=2).max() == 0.0  # one frame held throughout
-    mean_seq = reference_predictions("MeanSeq", spk, lis, train, k=2)
-    np.testing.assert_allclose(mean_seq[0, 0], mean_seq[2, 1])
-    r1 = reference_predictions("Random", spk, lis, train, k=2, seed=1)
-    np.testing.assert_array_equal(r1, reference_predictions("Random", spk, lis, train, k=2,
-                                                            seed=1))
-    assert fr_div(r1) > 0
-    with pytest.raises(ValueError, match="unknown reference"):
-        reference_predictions("Oracle", spk, lis, train)
+def test_reference_rows_are_the_react_trivial_references(synthetic_root: Path,
+                                                          tmp_path: Path) -> None:
+    data = runner._SplitData(synthetic_root, "test")
+    for name in REFERENCES:
+        rec = runner.run_reference(name, 0, tmp_path, data, k=2)
+        assert rec["system"] == name
+        assert json.loads((tmp_path / "runs" / name / "seed0" / "scores.json").read_text())[
+            "FRCorr"] == pytest.approx(rec["FRCorr"])
+    gt = json.loads((tmp_path / "runs" / "GT" / "seed0" / "scores.json").read_text())
+    assert gt["FRDist"] == pytest.approx(0.0, abs=1e-3) and gt["FRDiv"] == 0.0
+    rnd = json.loads((tmp_path / "runs" / "Random" / "seed0" / "scores.json").read_text())
+    assert rnd["FRDiv"] > 0 and rnd["FRCorr"] < gt["FRCorr"]
 
 
 def test_plain_diversity_metrics_match_their_definitions() -> None:

@@ -3,8 +3,8 @@
 :func:`run_bench` trains every system of :data:`SYSTEMS` (the Table I comparison systems,
 REGNN and its Table II ablations, see :mod:`regnn.models.variants`) with the same data,
 budget and seeds, generates K reactions per test speaker, scores them with every metric
-(:mod:`regnn.bench.scoring`), adds the REACT trivial references
-(:mod:`regnn.bench.references`), and writes into ``OUT``::
+(:mod:`regnn.bench.scoring`), adds the REACT trivial references (:mod:`regnn.baselines`:
+GT, Random, Mime, MeanSeq, MeanFr), and writes into ``OUT``::
 
     runs/<system>/seed<s>/train/       the training run (regnn train layout)
     runs/<system>/seed<s>/pred/        the predictions (regnn generate layout)

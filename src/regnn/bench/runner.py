@@ -64,15 +64,15 @@ class _SplitData:
         self.speakers = self.ds.speakers()
         self.listeners = self.ds.listeners()
         self.neighbours = self.ds.neighbours.astype(bool)
-        self._train_listeners: np.ndarray | None = None
+        self._train: Any = None
         self.root = root
 
-    def train_listeners(self) -> np.ndarray:
+    def train_split(self) -> Any:
         from regnn.data.react import ReactSplit
 
-        if self._train_listeners is None:
-            self._train_listeners = ReactSplit(self.root, "train", audio=False).listeners()
-        return self._train_listeners
+        if self._train is None:
+            self._train = ReactSplit(self.root, "train", audio=False)
+        return self._train
 
     def load_predictions(self, pred_dir: Path, k: int) -> np.ndarray:
         arrs = []
@@ -129,16 +129,20 @@ def run_system(system: str, seed: int, data_root: Path, out: Path, data: _SplitD
     return record
 
 
+# The REACT challenge's trivial references (regnn.baselines), under their table names.
+REFERENCES: dict[str, str] = {"GT": "gt", "Random": "random", "Mime": "mime",
+                              "MeanSeq": "meanseq", "MeanFr": "meanfr"}
+
+
 def run_reference(name: str, seed: int, out: Path, data: _SplitData, k: int) -> dict[str, Any]:
-    from regnn.bench.references import reference_predictions
+    from regnn.baselines import trivial_predictions
 
     done = out / "runs" / name / f"seed{seed}" / "scores.json"
     if done.is_file():
         import json
 
         return {**json.loads(done.read_text("utf-8")), "skipped": True}
-    pred = reference_predictions(name, data.speakers, data.listeners, data.train_listeners(), k,
-                                 seed)
+    pred = trivial_predictions(REFERENCES[name], data.ds, data.train_split(), k, seed)
     scores, t_score = _score_job(data, pred)
     record = {"system": name, "seed": seed, "budget": "none", **scores, "train_s": 0.0,
               "generate_s": 0.0, "score_s": round(t_score, 2), "loadavg": loadavg()}
@@ -151,7 +155,6 @@ def run_bench(data_root: str | Path, out_dir: str | Path, budget: str = "demo", 
               k: int = 10, split: str = "test", threads: int = 0, progress: bool = True,
               log: Any = print) -> dict[str, Any]:
     """Run (or resume) the bench; returns bench.json's dict. See the package doc."""
-    from regnn.bench.references import REFERENCES
     from regnn.bench.tables import write_outputs
 
     if seeds < 1:
