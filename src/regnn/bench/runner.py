@@ -134,15 +134,30 @@ REFERENCES: dict[str, str] = {"GT": "gt", "Random": "random", "Mime": "mime",
                               "MeanSeq": "meanseq", "MeanFr": "meanfr"}
 
 
-def run_reference(name: str, seed: int, out: Path, data: _SplitData, k: int) -> dict[str, Any]:
-    from regnn.baselines import trivial_predictions
+def reference_predictions(name: str, data: _SplitData, k: int, seed: int) -> np.ndarray:
+    """``(N, k, T, 25)`` predictions of a trivial reference from :mod:`regnn.baselines`.
 
+    Accepts both forms of that module that exist on the branches being merged
+    (``trivial_predictions`` and ``baseline_predictions``).
+    """
+    import regnn.baselines as rb
+
+    key = REFERENCES[name]
+    if hasattr(rb, "trivial_predictions"):
+        return rb.trivial_predictions(key, data.ds, data.train_split(), k, seed)
+    seq, frame = rb.training_means(data.root)
+    return rb.baseline_predictions(key, data.speakers, data.listeners, k,
+                                   rng=np.random.default_rng(seed), mean_seq=seq,
+                                   mean_frame=frame)
+
+
+def run_reference(name: str, seed: int, out: Path, data: _SplitData, k: int) -> dict[str, Any]:
     done = out / "runs" / name / f"seed{seed}" / "scores.json"
     if done.is_file():
         import json
 
         return {**json.loads(done.read_text("utf-8")), "skipped": True}
-    pred = trivial_predictions(REFERENCES[name], data.ds, data.train_split(), k, seed)
+    pred = reference_predictions(name, data, k, seed)
     scores, t_score = _score_job(data, pred)
     record = {"system": name, "seed": seed, "budget": "none", **scores, "train_s": 0.0,
               "generate_s": 0.0, "score_s": round(t_score, 2), "loadavg": loadavg()}
