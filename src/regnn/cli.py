@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from regnn import __version__
 from regnn.errors import RegnnError
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "regnn.commands.synth",
+    "regnn.commands.data",
+    "regnn.commands.demo",
+    "regnn.commands.render",
+    "regnn.commands.report",
+    "regnn.commands.train",
+    "regnn.commands.generate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Data layer: the REACT on-disk layout (reader, validator), audio features, synthetic data."""

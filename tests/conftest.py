@@ -1,0 +1,41 @@
+"""Shared fixtures: one small synthetic REACT dataset per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+SMALL_DYADS = 12  # 3 sessions of 4 clips: 4 rows per split, 8 mirrored items
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic REACT-layout dataset (do not modify: use ``dataset_copy``)."""
+    from regnn.data.synthetic import write_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic") / "react"
+    write_synthetic(root, dyads=SMALL_DYADS, seed=7)
+    return root
+
+
+@pytest.fixture
+def dataset_copy(synthetic_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the small dataset made of hard links: replace files with
+    :func:`replace_file` (which unlinks first) so the shared original stays intact."""
+    dst = tmp_path / "react"
+    shutil.copytree(synthetic_root, dst, copy_function=os.link,
+                    ignore=shutil.ignore_patterns(".regnn-cache"))
+    return dst
+
+
+def replace_file(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` as a new file (never through a shared hard link)."""
+    if path.exists():
+        path.unlink()
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data)
