@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "regnn.commands.report",
     "regnn.commands.train",
     "regnn.commands.generate",
+    "regnn.commands.baseline",
+    "regnn.commands.evaluate",
 )
 
 
