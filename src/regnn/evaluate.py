@@ -78,55 +78,56 @@ def load_predictions(pred_dir: str | Path, split: str, speaker_paths: list[str],
                         kind="missing-file")
     missing: list[str] = []
     bad: list[str] = []
-    arrays: list[np.ndarray | None] = []
+    out: np.ndarray | None = None  # filled item by item: one copy of the predictions in memory
+    k_of: dict[int, int] = {}
     paths = speaker_paths
     if progress:
         from tqdm import tqdm
 
         paths = tqdm(speaker_paths, desc="loading predictions", unit="item", leave=False)
-    for sp in paths:
+    for idx, sp in enumerate(paths):
         where = find_prediction(pred_dir, split, sp)
         if where is None:
             missing.append(sp)
-            arrays.append(None)
             continue
         if where.suffix == ".npy":
             try:
                 arr = np.load(where, allow_pickle=False)
             except (OSError, ValueError) as exc:
                 bad.append(f"{where}: unreadable ({exc})")
-                arrays.append(None)
                 continue
         else:
             arr = _load_pth_folder(where)
         if arr.ndim != 3 or arr.shape[1:] != (frames, schema.NUM_ATTRIBUTES) or arr.shape[0] < 1:
             bad.append(f"{where}: shape {tuple(arr.shape)}, expected (K, {frames}, "
                        f"{schema.NUM_ATTRIBUTES})")
-            arrays.append(None)
             continue
         if not np.isfinite(arr).all():
             bad.append(f"{where}: non-finite values")
-            arrays.append(None)
             continue
-        arrays.append(arr.astype(np.float32, copy=False))
+        k_of[idx] = arr.shape[0]
+        if out is None:
+            out = np.empty((len(speaker_paths),) + arr.shape, dtype=np.float32)
+        if arr.shape[0] == out.shape[1]:
+            out[idx] = arr
     if missing:
         listed = "; ".join(missing[:MAX_LISTED])
         raise DataError(
             f"{len(missing)} of {len(speaker_paths)} items have no predictions (looked for "
             f"{split}/<speaker_path>.npy and <speaker_path>/result-<j>.pth); first: {listed}",
             path=pred_dir, kind="missing-file")
-    ks = {a.shape[0] for a in arrays if a is not None}
-    if not bad and len(ks) > 1:
-        counts = {k: sum(1 for a in arrays if a is not None and a.shape[0] == k) for k in ks}
-        common = max(counts, key=counts.get)
-        bad = [f"{pred_dir / split / sp}: K = {a.shape[0]}, most items have K = {common}"
-               for sp, a in zip(speaker_paths, arrays) if a is not None and a.shape[0] != common]
+    if not bad and len(set(k_of.values())) > 1:
+        counts: dict[int, int] = {}
+        for k in k_of.values():
+            counts[k] = counts.get(k, 0) + 1
+        common = max(counts, key=lambda k: counts[k])
+        bad = [f"{pred_dir / split / speaker_paths[i]}: K = {k}, most items have K = {common}"
+               for i, k in k_of.items() if k != common]
     if bad:
         raise DataError(f"{len(bad)} prediction(s) refused; first: " + "; ".join(bad[:MAX_LISTED]),
                         path=pred_dir, kind="bad-shape")
-    out = np.empty((len(arrays),) + arrays[0].shape, dtype=np.float32)
-    for i, a in enumerate(arrays):
-        out[i] = a
+    if out is None:
+        raise DataError(f"split {split!r} has no items to evaluate", path=pred_dir)
     return out
 
 
