@@ -89,6 +89,8 @@ def main() -> int:
     w = make_inputs(3, 2, 60, 2, args.kind, 1)
     metrics.compute_all(*w[:3], w[3], workers=args.workers)
     metrics.tlcc(w[0], w[1], first_only=True)
+    ref.weighted_dtw(w[0][0, 0], w[2][0])  # tslearn compiles its numba DTW on first use
+
 
     if not args.skip_naive:
         s = args.subset
