@@ -224,7 +224,7 @@ class TestFRRea:
         (lambda p, n: (p[..., :24], n), "25 facial attributes"),
         (lambda p, n: (p[0], n), "expected 4 dimensions"),
         (lambda p, n: (np.where(np.arange(25) == 3, np.nan, p), n), "non-finite"),
-        (lambda p, n: (p, n[:2]), "neighbours: expected shape"),
+        (lambda p, n: (p, n[:, :2]), "neighbours: expected shape"),
         (lambda p, n: (p, np.zeros_like(n)), "no appropriate reaction"),
     ],
 )
@@ -235,3 +235,19 @@ def test_bad_input_is_refused(mutate, message) -> None:
     pred, nb = mutate(pred, np.eye(3))
     with pytest.raises(ValueError, match=message):
         compute_all(pred, lis, lis, nb)
+
+
+def test_speaker_subset_against_all_listeners() -> None:
+    """(n, K, T, 25) predictions of a speaker subset, (M, T, 25) listeners, (n, M) matrix:
+    the same numbers as the rows of the full problem (how training validation calls it)."""
+    rng = np.random.default_rng(9)
+    pred = rng.random((5, 2, 60, 25)).astype(np.float32)
+    lis = rng.random((5, 60, 25)).astype(np.float32)
+    nb = (rng.random((5, 5)) < 0.5) | np.eye(5, dtype=bool)
+    rows = [1, 3]
+    assert fr_corr(pred[rows], lis, nb[rows]) == pytest.approx(
+        ref.fr_corr(pred[rows], lis, nb[rows]), rel=1e-5, abs=1e-6)
+    assert fr_dist(pred[rows], lis, nb[rows]) == pytest.approx(
+        ref.fr_dist(pred[rows], lis, nb[rows]), rel=1e-5)
+    assert pcc(pred[rows], lis, nb[rows]) == pytest.approx(
+        ref.pcc(pred[rows], lis, nb[rows]), rel=1e-5, abs=1e-6)
