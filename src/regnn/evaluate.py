@@ -210,3 +210,29 @@ def format_table(result: dict[str, Any]) -> str:
         arrow = "higher" if HIGHER_IS_BETTER[key] else "lower"
         lines.append(f"{key:8s} {value:12.5f}  {arrow}")
     return "\n".join(lines)
+
+
+def evaluate_with_references(root: str | Path, split: str, pred_dir: str | Path, *, k: int = 10,
+                             seed: int = 0, write: bool = True) -> dict[str, dict[str, float]]:
+    """Scores of the predictions in ``pred_dir`` and of the trivial REACT references.
+
+    Returns ``{"REGNN": scores, "gt": ..., "random": ..., "mime": ..., "meanseq": ...,
+    "meanfr": ...}`` (references with ``k`` reactions, means from the train split); with
+    ``write``, ``PRED/scores.json`` holds the predictions' result plus ``references``.
+    """
+    from regnn.baselines import TRIVIAL, trivial_predictions
+    from regnn.data.react import ReactSplit
+
+    result = evaluate_predictions(root, split, pred_dir, progress=False, write=False)
+    rows = {"REGNN": result["scores"]}
+    ds = ReactSplit(root, split, audio=False)
+    train = ReactSplit(root, "train", audio=False)
+    speakers, listeners, nb = ds.speakers(), ds.listeners(), ds.neighbours
+    for name in TRIVIAL:
+        refs = trivial_predictions(name, ds, train, k=k, seed=seed)
+        rows[name] = compute_all(refs, speakers, listeners, nb)
+    if write:
+        result["references"] = {name: s for name, s in rows.items() if name != "REGNN"}
+        write_json(Path(pred_dir) / "scores.json", result)
+    return rows
+

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from regnn.config import load_config
     from regnn.data.check import check_dataset
     from regnn.data.synthetic import write_synthetic
+    from regnn.evaluate import evaluate_with_references
     from regnn.generate import generate_predictions
     from regnn.report import write_report
     from regnn.train import train
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     timings["generate"] = time.perf_counter() - t0
 
     t0 = _stage(5, "evaluating with the REACT metrics (test split)")
-    rows = evaluate_with_references(data, pred, args.samples, args.seed)
+    rows = evaluate_with_references(data, "test", pred, k=args.samples, seed=args.seed)
     print_table(rows)
     timings["evaluate"] = time.perf_counter() - t0
 
@@ -103,28 +104,6 @@ def run(args: argparse.Namespace) -> int:
           f"{total % 60:.0f} s)")
     print(f"report: {report.resolve()}")
     return 0
-
-
-def evaluate_with_references(data: Path, pred: Path, k: int, seed: int) -> dict[str, dict]:
-    """REACT scores of the generated reactions (also saved as ``PRED/scores.json``, with the
-    references under ``references``) and of the trivial references, test split."""
-    from regnn.baselines import TRIVIAL, trivial_predictions
-    from regnn.data.react import ReactSplit
-    from regnn.evaluate import evaluate_predictions
-    from regnn.metrics import compute_all
-    from regnn.utils.io import write_json
-
-    result = evaluate_predictions(data, "test", pred, progress=False, write=False)
-    rows = {"REGNN": result["scores"]}
-    test = ReactSplit(data, "test", audio=False)
-    train_ds = ReactSplit(data, "train", audio=False)
-    speakers, listeners, nb = test.speakers(), test.listeners(), test.neighbours
-    for name in TRIVIAL:
-        refs = trivial_predictions(name, test, train_ds, k=k, seed=seed)
-        rows[name] = compute_all(refs, speakers, listeners, nb)
-    result["references"] = {name: s for name, s in rows.items() if name != "REGNN"}
-    write_json(pred / "scores.json", result)
-    return rows
 
 
 def print_table(rows: dict[str, dict]) -> None:
