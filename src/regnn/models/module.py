@@ -1,0 +1,109 @@
+"""Lightning modules: the training loop, validation and optimiser of a reaction generator.
+
+:class:`ReactionModule` is the base every registered model uses (see
+:mod:`regnn.models.registry`): it owns the run config, the Adam + step-decay optimiser of the
+paper, the per-epoch validation (generate for a subset of validation speakers and score
+FRCorr / FRDist), and the inference entry point ``generate_clips``. A model only provides
+``compute_losses(batch) -> dict`` and ``generate_clips(face, audio, k, sigma, generator)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from regnn.config import RunConfig, config_from_dict
+from regnn.models.motor import InverseInfo
+from regnn.models.regnn import REGNN
+from regnn.schema import clip_to_ranges
+from regnn.validation import subset_scores
+
+
+class ReactionModule(L.LightningModule):
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.config: RunConfig = config_from_dict(config)
+        self.val_listeners: np.ndarray | None = None
+        self.val_neighbours: np.ndarray | None = None
+        self._val_preds: dict[int, np.ndarray] = {}
+        self.inverse_info = InverseInfo()
+
+    # -- to be provided by a model ---------------------------------------------------------
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def generate_clips(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int,
+                       sigma: float, generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, InverseInfo]:
+        raise NotImplementedError
+
+    # -- training ---------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self.compute_losses(batch)
+        bs = batch["face"].shape[0]
+        for name, value in out.items():
+            self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True,
+                     prog_bar=name == "loss", batch_size=bs)
+        return out["loss"]
+
+    def on_train_epoch_start(self) -> None:
+        loader = self.trainer.train_dataloader
+        ds = getattr(loader, "dataset", None)
+        if hasattr(ds, "set_epoch"):
+            ds.set_epoch(self.current_epoch)
+
+    def configure_optimizers(self) -> Any:
+        t = self.config.train
+        opt = torch.optim.Adam(self.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=t.milestones, gamma=t.lr_gamma)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    # -- validation ------------------------------------------------------------------------
+    def set_validation_targets(self, listeners: np.ndarray, neighbours: np.ndarray) -> None:
+        self.val_listeners = np.asarray(listeners, dtype=np.float32)
+        self.val_neighbours = np.asarray(neighbours, dtype=bool)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_preds = {}
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        g = torch.Generator(device="cpu").manual_seed(1000 + batch_idx)
+        pred, _ = self.generate_clips(batch.get("face"), batch.get("audio"),
+                                      self.config.train.val_samples,
+                                      self.config.generate.sigma, g)
+        pred = clip_to_ranges(pred.float().cpu().numpy())
+        for i, idx in enumerate(batch["index"].tolist()):
+            self._val_preds[idx] = pred[i]
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_preds or self.val_listeners is None:
+            return
+        idx = sorted(self._val_preds)
+        pred = np.stack([self._val_preds[i] for i in idx])
+        scores = subset_scores(pred, self.val_listeners, self.val_neighbours[idx])
+        for name, value in scores.items():
+            self.log(f"val/{name}", value, prog_bar=True, sync_dist=True)
+
+
+class REGNNModule(ReactionModule):
+    """The REGNN model of the paper (:class:`regnn.models.regnn.REGNN`) under Lightning."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.model = REGNN(self.config.model)
+
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.model.losses(batch.get("face"), batch.get("audio"), batch["reactions"],
+                                 batch["valid"])
+
+    def generate_clips(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int,
+                       sigma: float, generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, InverseInfo]:
+        pred, info = self.model.generate(face, audio, k, sigma, self.config.generate.noise,
+                                         generator)
+        self.inverse_info = self.inverse_info.merge(info)
+        return pred, info

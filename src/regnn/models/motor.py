@@ -1,0 +1,249 @@
+r"""Motor processor: the Reversible Multi-dimensional Edge Graph Neural Network (REGNN).
+
+Paper Sec. IV-C, Eqs. (10)-(15). A graph has ``I`` nodes (facial attributes) with ``D``-dim
+features (a window of ``D`` frames), and conditioning edges ``e^0`` (``P`` channels, from the
+MEFL block of :mod:`regnn.models.cognitive`; layout ``e0[..., p, i, j]`` = edge ``j -> i``).
+A layer maps ``v -> v + φ(v)`` (Eq. 12) with
+
+.. math::
+
+    s = \mathrm{Sig}(v), \qquad
+    l_{ij} = \frac{(s_i W_q)(s_j W_m)^\top}{\sqrt{d_k}}, \qquad
+    a_{ji} = \operatorname{softmax}_{j \in \mathcal N_i} l_{ij}                     \quad (11)
+
+    e_{ji,p} = \frac{a_{ji}\, e^0_{ji,p}}{\sum_{k \in \mathcal N_i} a_{ki}\, e^0_{ki,p}}
+             = \operatorname{softmax}_{j \in \mathcal N_i}(l_{ij} + \log e^0_{ji,p}) \quad (10)
+
+    φ(v)_i = γ \sum_p w_{e,p} \sum_{j \in \mathcal N_i} e_{ji,p}\, s_j                 \quad (13)
+
+(the softmax normaliser of Eq. 11 cancels in Eq. 10, so each channel is an attention with a
+fixed log-bias; ``Σ_p w_p e_{·,p}`` is applied as one ``I x I`` matrix). The paper's
+normalisation layer before the sigmoid is left out: a data-dependent normalisation has no
+global Lipschitz bound, and the guarantee below needs one.
+
+**Lipschitz bound (proved here; replaces the heuristic Eq. 15).** Norm: Frobenius over the
+``I x D`` graph. Let ``δ`` bound the out-degree of every node including its self loop
+(``δ = min(I, top_k + 1)``). For one channel ``p`` let ``Π`` be the row-stochastic matrix of
+Eq. (10) and ``m(s) = Π(s) s``. Then ``dm = Π ds + C``, ``C_i = Σ_j π_ij (s_j - s̄_i) dl_ij``.
+
+1. ``Π`` has rows summing to 1 and, as a node has at most ``δ`` outgoing edges and
+   ``π_ij <= 1``, columns summing to at most ``δ``; so ``‖Π‖_2 <= sqrt(‖Π‖_1 ‖Π‖_∞) <= sqrt(δ)``.
+2. By Cauchy-Schwarz under ``π_i·``: ``‖C_i‖ <= sqrt(Var_π(s)) · sqrt(E_π[dl_ij²])``.
+   As ``s ∈ (0,1)^D`` every coordinate has variance ``<= 1/4``: ``sqrt(Var) <= sqrt(D)/2``.
+   ``dl_ij = (ds_i W_q)·k_j/√d_k + q_i·(ds_j W_m)/√d_k`` with ``‖k_j‖ <= ‖W_m‖_2 sqrt(D)``,
+   ``‖q_i‖ <= ‖W_q‖_2 sqrt(D)``, so
+   ``sqrt(E_π dl²) <= (sqrt(D) ‖W_q‖_2 ‖W_m‖_2 / √d_k)(‖ds_i‖ + sqrt(Σ_j π_ij ‖ds_j‖²))``.
+   Summing squares over ``i`` (columns of ``Π`` sum to ``<= δ`` again):
+   ``‖C‖ <= (D / (2√d_k)) ‖W_q‖_2 ‖W_m‖_2 (1 + sqrt(δ)) ‖ds‖``.
+3. The sigmoid is 1/4-Lipschitz and the channels are combined by ``w_e``; hence
+
+.. math::
+
+    \mathrm{Lip}(φ/γ) \le B = \tfrac14 \|w_e\|_1 \Big(\sqrt δ
+        + \tfrac{D}{2\sqrt{d_k}} \|W_q\|_2 \|W_m\|_2 (1+\sqrt δ)\Big).
+
+The layer uses ``γ = c / max(B, c)`` with the exact spectral norms (``torch.linalg.matrix_norm``
+with ``ord=2``, not a power-iteration estimate), so ``Lip(φ) <= c < 1`` for *any* weights,
+trained or not. Consequences (Banach fixed point): the inverse ``x = y - φ(x)`` (Eq. 14) has a
+unique solution reached by iteration with error ``<= c^k/(1-c) ‖x_1 - x_0‖``; after stopping,
+``‖x - x*‖ <= ‖x + φ(x) - y‖ / (1 - c)`` certifies the result; and the layer is bi-Lipschitz,
+``(1-c)‖a-b‖ <= ‖f(a)-f(b)‖ <= (1+c)‖a-b‖``, which stops training from collapsing latents.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from regnn.errors import ConfigError
+
+EDGE_FLOOR = 1e-6  # keeps Eq. (10)'s denominator positive for edges with ~0 MEFL weight
+
+
+@dataclass
+class InverseInfo:
+    """What the fixed-point inverse actually reached (per layer, in inversion order)."""
+
+    iterations: list[int] = field(default_factory=list)
+    last_step: list[float] = field(default_factory=list)  # max |x_k - x_{k-1}|
+    residual: list[float] = field(default_factory=list)  # max |x + φ(x) - y| after stopping
+    certified: list[float] = field(default_factory=list)  # max_graph ‖x + φ(x) - y‖_F / (1 - c)
+    converged: bool = True
+
+    @property
+    def max_iterations(self) -> int:
+        return max(self.iterations, default=0)
+
+    @property
+    def max_residual(self) -> float:
+        return max(self.residual, default=0.0)
+
+    def merge(self, other: InverseInfo) -> InverseInfo:
+        """Element-wise worst case of two runs with the same number of layers."""
+        if not self.iterations:
+            return other
+        return InverseInfo(
+            [max(a, b) for a, b in zip(self.iterations, other.iterations)],
+            [max(a, b) for a, b in zip(self.last_step, other.last_step)],
+            [max(a, b) for a, b in zip(self.residual, other.residual)],
+            [max(a, b) for a, b in zip(self.certified, other.certified)],
+            self.converged and other.converged,
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "iterations": self.iterations, "max_iterations": self.max_iterations,
+            "last_step": self.last_step, "residual": self.residual,
+            "max_residual": self.max_residual, "certified_error": self.certified,
+            "converged": self.converged,
+        }
+
+
+def prepare_edges(edges: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+    """Initial edge features ``e^0`` for the motor: floored on existing edges, 0 elsewhere."""
+    return torch.where(adjacency[:, None], edges.clamp_min(EDGE_FLOOR), edges.new_zeros(()))
+
+
+class REGNNLayer(nn.Module):
+    """One reversible REGNN layer, ``v -> v + φ(v)`` (Eqs. 10-13), ``Lip(φ) <= c`` (module doc).
+
+    Shapes: ``x (B, M, I, D)`` (``M`` graphs share one speaker's edges), ``e0 (B, P, I, I)``,
+    ``adjacency (B, I, I)``.
+    """
+
+    def __init__(self, node_dim: int, edge_channels: int, key_dim: int = 16,
+                 max_out_degree: int = 7, lipschitz: float = 0.9) -> None:
+        super().__init__()
+        if not 0.0 < lipschitz < 1.0:
+            raise ConfigError(f"the motor's Lipschitz constant c must be in (0, 1), "
+                              f"got {lipschitz}")
+        self.node_dim, self.key_dim = node_dim, key_dim
+        self.max_out_degree, self.c = max_out_degree, lipschitz
+        std = 0.1 / math.sqrt(node_dim)
+        self.w_q = nn.Parameter(torch.randn(node_dim, key_dim) * std)
+        self.w_m = nn.Parameter(torch.randn(node_dim, key_dim) * std)
+        self.w_e = nn.Parameter(torch.full((edge_channels,), 1.0 / edge_channels))
+
+    def lipschitz_bound(self) -> torch.Tensor:
+        """``B`` of the module docstring: a Lipschitz bound of ``φ`` before scaling by ``γ``."""
+        sq = math.sqrt(self.max_out_degree)
+        nq = torch.linalg.matrix_norm(self.w_q, ord=2)
+        nm = torch.linalg.matrix_norm(self.w_m, ord=2)
+        attn = self.node_dim / (2.0 * math.sqrt(self.key_dim)) * nq * nm * (1.0 + sq)
+        return 0.25 * self.w_e.abs().sum() * (sq + attn)
+
+    def gamma(self) -> torch.Tensor:
+        """The scale ``γ = c / max(B, c)`` that makes ``Lip(φ) <= c``."""
+        bound = self.lipschitz_bound()
+        return self.c / torch.clamp(bound, min=self.c)
+
+    def logit_bound(self) -> float:
+        """``max |l_ij|`` over ``s ∈ (0,1)^D``: ``D ‖W_q‖_2 ‖W_m‖_2 / √d_k``."""
+        with torch.no_grad():
+            nq = torch.linalg.matrix_norm(self.w_q, ord=2)
+            nm = torch.linalg.matrix_norm(self.w_m, ord=2)
+            return float(self.node_dim * nq * nm / math.sqrt(self.key_dim))
+
+    def phi(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
+            gamma: torch.Tensor | None = None, safe_exp: bool | None = None) -> torch.Tensor:
+        """``φ(x)`` of Eqs. (10)-(13), scaled by ``γ``.
+
+        ``e0`` is zero off the adjacency (:func:`prepare_edges`), which masks Eqs. (10)-(11) by
+        itself. The logits are bounded (``s`` is a sigmoid), so the row-max shift of the
+        softmax is only needed when that bound could overflow ``exp`` (``safe_exp=None``
+        decides from :meth:`logit_bound`).
+        """
+        gamma = self.gamma() if gamma is None else gamma
+        if safe_exp is None:
+            safe_exp = self.logit_bound() > 60.0
+        s = torch.sigmoid(x)  # (B, M, I, D)
+        logits = (s @ self.w_q) @ (s @ self.w_m).transpose(-1, -2)
+        logits = logits * (1.0 / math.sqrt(self.key_dim))  # (B, M, I, I): [i, j]
+        if safe_exp:
+            logits = logits.masked_fill(~adjacency[:, None], float("-inf"))
+            logits = logits - logits.amax(dim=-1, keepdim=True)
+        a = torch.exp(logits)  # Eq. 11 up to its normaliser, which cancels in Eq. 10
+        r = torch.einsum("bmij,bpij->bmpi", a, e0)  # Eq. 10 denominators, per channel
+        coef = torch.einsum("bpij,bmpi->bmij", e0 * self.w_e[:, None, None], r.reciprocal())
+        return gamma * ((a * coef) @ s)  # Eq. 13, channels combined by w_e
+
+    def forward(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+        return x + self.phi(x, e0, adjacency)
+
+    @torch.no_grad()
+    def inverse(self, y: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
+                tol: float = 1e-6, max_iter: int = 200) -> tuple[torch.Tensor, dict]:
+        """Solve ``x + φ(x) = y`` by the fixed-point iteration of Eq. (14), from ``x_0 = y``.
+
+        Stops when ``max |x_k - x_{k-1}| <= tol`` or after ``max_iter`` steps; returns the
+        iterations it took and the residual and certified error it reached.
+        """
+        gamma = self.gamma()
+        safe = self.logit_bound() > 60.0
+        x = y
+        step = float("inf")
+        it = 0
+        for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
+            x_new = y - self.phi(x, e0, adjacency, gamma, safe)
+            step = (x_new - x).abs().max().item()
+            x = x_new
+            if step <= tol:
+                break
+        res = x + self.phi(x, e0, adjacency, gamma, safe) - y
+        certified = res.flatten(-2).norm(dim=-1).max().item() / (1.0 - self.c)
+        info = {"iterations": it, "last_step": step, "residual": res.abs().max().item(),
+                "certified": certified, "converged": step <= tol}
+        return x, info
+
+
+class REGNNMotor(nn.Module):
+    """``N`` stacked REGNN layers (paper Fig. 4): ``forward`` reaction graph -> latent (Eq. 6),
+    ``inverse`` latent -> reaction graph (Eq. 5, each layer by Eq. 14)."""
+
+    def __init__(self, node_dim: int = 50, edge_channels: int = 8, layers: int = 2,
+                 key_dim: int = 16, top_k: int = 6, nodes: int = 25,
+                 lipschitz: float = 0.9) -> None:
+        super().__init__()
+        if layers < 1:
+            raise ConfigError(f"the motor needs at least one layer, got {layers}")
+        degree = min(nodes, top_k + 1)
+        self.layers = nn.ModuleList(
+            REGNNLayer(node_dim, edge_channels, key_dim, degree, lipschitz) for _ in range(layers)
+        )
+        self.lipschitz = lipschitz
+
+    @staticmethod
+    def _graphs(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        return (x[:, None], True) if x.dim() == 3 else (x, False)
+
+    def forward(self, x: torch.Tensor, edges: torch.Tensor, adjacency: torch.Tensor
+                ) -> torch.Tensor:
+        """``x (B, I, D)`` or ``(B, M, I, D)``; edges ``(B, P, I, I)``; adjacency ``(B, I, I)``."""
+        x, squeeze = self._graphs(x)
+        e0 = prepare_edges(edges, adjacency)
+        for layer in self.layers:
+            x = layer(x, e0, adjacency)
+        return x[:, 0] if squeeze else x
+
+    @torch.no_grad()
+    def inverse(self, z: torch.Tensor, edges: torch.Tensor, adjacency: torch.Tensor,
+                tol: float = 1e-6, max_iter: int = 200) -> tuple[torch.Tensor, InverseInfo]:
+        """Invert :meth:`forward`; the :class:`InverseInfo` says what was actually reached."""
+        x, squeeze = self._graphs(z)
+        e0 = prepare_edges(edges, adjacency)
+        info = InverseInfo()
+        for layer in reversed(self.layers):
+            x, li = layer.inverse(x, e0, adjacency, tol=tol, max_iter=max_iter)
+            info.iterations.append(li["iterations"])
+            info.last_step.append(li["last_step"])
+            info.residual.append(li["residual"])
+            info.certified.append(li["certified"])
+            info.converged = info.converged and li["converged"]
+        return (x[:, 0] if squeeze else x), info
+
+    def lipschitz_bounds(self) -> list[float]:
+        """The certified Lipschitz constant of each layer's ``φ`` (``<= c`` by construction)."""
+        return [float((layer.gamma() * layer.lipschitz_bound()).detach()) for layer in self.layers]

@@ -1,0 +1,42 @@
+"""Model registry: ``regnn train --model NAME`` looks the name up here.
+
+A model is a :class:`regnn.models.module.ReactionModule` subclass built from a run-config
+dict; it implements ``compute_losses(batch)`` and ``generate_clips(face, audio, k, sigma,
+generator)``. Comparison systems register themselves with :func:`register`, e.g.::
+
+    from regnn.models.registry import register
+    register("unet", UNetModule)
+
+Ablations of REGNN are config switches of the ``regnn`` entry (``model.use_audio``,
+``model.use_face``, ``model.edge_channels = 1``, ``model.objective = "mse"``, ``model.motor``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from regnn.errors import ConfigError
+from regnn.models.module import ReactionModule, REGNNModule
+
+ModelBuilder = Callable[[dict[str, Any]], ReactionModule]
+
+MODELS: dict[str, type[ReactionModule]] = {"regnn": REGNNModule}
+
+
+def register(name: str, cls: type[ReactionModule]) -> None:
+    """Make ``cls`` available as ``--model name``."""
+    MODELS[name] = cls
+
+
+def model_class(name: str) -> type[ReactionModule]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        known = ", ".join(sorted(MODELS))
+        raise ConfigError(f"unknown model {name!r}; available: {known}") from None
+
+
+def build_model(config: dict[str, Any]) -> ReactionModule:
+    """Instantiate the model named by ``config["model"]["name"]``."""
+    return model_class(config["model"]["name"])(config)

@@ -1,0 +1,246 @@
+"""Training a reaction generator with PyTorch Lightning (``regnn train``).
+
+``train(config, data_root, out_dir, seed=0)`` trains the model named by ``config.model.name``
+on the train split, validates on a fixed subset of the val split every
+``config.train.val_every`` epochs (FRCorr / FRDist of generated reactions), and writes::
+
+    RUN/config.yaml             the fully resolved config (+ data root, seed, model name)
+    RUN/checkpoints/best.ckpt   best val FRCorr (last epoch when validation is off)
+    RUN/checkpoints/last.ckpt   for --resume
+    RUN/logs/metrics.csv        CSV log;  RUN/tb/ TensorBoard log
+    RUN/train.json              summary: time per epoch, losses, val scores, motor checks
+
+Checkpoints are written atomically (temporary file + rename). On CPU the same seed gives the
+same checkpoint: everything is seeded, deterministic algorithms are on, sampling of the
+appropriate reactions depends only on (seed, epoch, sample index).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback
+
+from regnn.config import RunConfig, config_from_dict
+from regnn.errors import ConfigError, DataError
+from regnn.utils.io import atomic_path, write_json, write_text
+
+
+def _lightning() -> Any:
+    import lightning as L
+
+    return L
+
+
+def make_checkpoint_io() -> Any:
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Lightning checkpoints written to a temporary file and renamed into place."""
+
+        def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                            storage_options: Any = None) -> None:
+            with atomic_path(Path(path)) as tmp:
+                torch.save(checkpoint, tmp)
+
+    return AtomicCheckpointIO()
+
+
+def run_config_dict(config: RunConfig, data_root: str | Path, seed: int) -> dict[str, Any]:
+    d = config.to_dict()
+    d["data"] = {"root": str(Path(data_root).resolve()), "seed": seed}
+    return d
+
+
+def load_run_config(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
+    """The RunConfig saved in ``RUN/config.yaml`` and the extra (data) section."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a training run: {path} is missing")
+    raw = yaml.safe_load(path.read_text("utf-8")) or {}
+    extra = {"data": raw.pop("data", {})}
+    return config_from_dict(raw), extra
+
+
+def _datasets(config: RunConfig, data_root: Path, seed: int) -> tuple[Any, Any, Any]:
+    from regnn.data.react import ReactSplit
+    from regnn.data.training import AppropriateWindows, ClipItems
+
+    m, t = config.model, config.train
+    train_split = ReactSplit(data_root, "train", audio=m.use_audio)
+    train_ds = AppropriateWindows.from_split(train_split, m.window, m.stride, t.appropriate, seed,
+                                             use_audio=m.use_audio)
+    _check_dims(config, train_ds)
+    val = None
+    if t.val_items > 0:
+        try:
+            val_split = ReactSplit(data_root, "val", audio=m.use_audio)
+        except DataError:
+            val_split = None
+        if val_split is not None and len(val_split) > 0:
+            n = len(val_split)
+            pick = np.unique(np.linspace(0, n - 1, min(t.val_items, n)).round().astype(int))
+            speakers = np.stack([val_split.speaker(i) for i in pick])
+            audio = np.stack([val_split.audio(i) for i in pick]) if m.use_audio else None
+            val = (ClipItems(speakers, audio), val_split.listeners(), val_split.neighbours[pick])
+    return train_ds, val, train_split
+
+
+def _check_dims(config: RunConfig, ds: Any) -> None:
+    m = config.model
+    if m.use_face and ds.speakers.shape[-1] != m.face_dim:
+        raise ConfigError(f"model.face_dim is {m.face_dim} but the data has "
+                          f"{ds.speakers.shape[-1]} face features per frame")
+    if m.use_audio and ds.audio is not None and ds.audio.shape[-1] != m.audio_dim:
+        raise ConfigError(f"model.audio_dim is {m.audio_dim} but the data has "
+                          f"{ds.audio.shape[-1]} audio features per frame")
+
+
+def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed: int = 0,
+          resume: bool = False, progress: bool = True, max_steps: int = -1) -> dict[str, Any]:
+    """Train ``config.model.name`` on ``data_root`` into ``out_dir``; returns the summary."""
+    L = _lightning()
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from torch.utils.data import DataLoader
+
+    from regnn.data.training import collate_prebatched
+    from regnn.models.registry import build_model
+
+    config.validate()
+    data_root, out = Path(data_root), Path(out_dir)
+    t = config.train
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise ConfigError(f"--resume: no checkpoint to resume from at {last}")
+    if not resume and last.is_file():
+        raise ConfigError(f"{out} already holds a training run; use --resume to continue it or "
+                          "choose another --out")
+    if t.threads > 0:
+        torch.set_num_threads(t.threads)
+    L.seed_everything(seed, workers=True, verbose=False)
+    if t.deterministic and t.accelerator == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    train_ds, val, _ = _datasets(config, data_root, seed)
+    cfg_dict = run_config_dict(config, data_root, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
+
+    g = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=g,
+                              num_workers=t.num_workers, collate_fn=collate_prebatched,
+                              persistent_workers=t.num_workers > 0)
+    model = build_model({k: v for k, v in cfg_dict.items() if k != "data"})
+    val_loader = None
+    if val is not None:
+        items, listeners, neighbours = val
+        model.set_validation_targets(listeners, neighbours)
+        val_loader = DataLoader(items, batch_size=max(1, len(items)), shuffle=False,
+                                num_workers=0)
+
+    monitor = "val/FRCorr" if val_loader is not None else None
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor,
+                           mode="max", save_last=True, save_top_k=1, enable_version_counter=False)
+    timer = _EpochTimer()
+    callbacks = [ckpt, timer]
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    trainer = L.Trainer(
+        max_epochs=t.epochs, max_steps=max_steps, accelerator=t.accelerator, devices=t.devices,
+        strategy=t.strategy, precision=t.precision,
+        deterministic=t.deterministic if t.accelerator == "cpu" else False,
+        logger=[CSVLogger(out, name="logs", version=""),
+                TensorBoardLogger(out, name="tb", version="")],
+        callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
+        check_val_every_n_epoch=max(1, t.val_every), num_sanity_val_steps=0,
+        gradient_clip_val=t.grad_clip or None, log_every_n_steps=1,
+        plugins=[make_checkpoint_io()], limit_val_batches=1.0 if val_loader else 0,
+    )
+    t0 = time.perf_counter()
+    trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    wall = time.perf_counter() - t0
+    if not (out / "checkpoints" / "best.ckpt").is_file() and last.is_file():
+        with atomic_path(out / "checkpoints" / "best.ckpt") as tmp:
+            tmp.write_bytes(last.read_bytes())
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    summary = {
+        "model": config.model.name, "config": config.base, "seed": seed,
+        "epochs": trainer.current_epoch, "train_windows": len(train_ds),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "wall_s": round(wall, 2),
+        "seconds_per_epoch": [round(x, 3) for x in timer.durations],
+        "windows_per_s": round(len(train_ds) / np.mean(timer.durations), 1)
+        if timer.durations else None,
+        "final_metrics": metrics,
+        "best_checkpoint": str(out / "checkpoints" / "best.ckpt"),
+        "best_score": None if ckpt.best_model_score is None else float(ckpt.best_model_score),
+    }
+    motor = getattr(getattr(model, "model", None), "motor", None)
+    if motor is not None:
+        summary["motor_lipschitz_bounds"] = motor.lipschitz_bounds()
+        summary["motor_check"] = motor_roundtrip_check(model, train_ds)
+    write_json(out / "train.json", summary)
+    return summary
+
+
+class _EpochTimer(Callback):
+    """Lightning callback recording the wall time of each training epoch (excl. validation)."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._t = 0.0
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._t = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self.durations.append(time.perf_counter() - self._t)
+
+
+@torch.no_grad()
+def motor_roundtrip_check(module: Any, train_ds: Any, n: int = 64) -> dict[str, Any]:
+    """After training: ``inverse(forward(x))`` on real reaction windows, and
+    ``forward(inverse(z))`` on latents sampled around the predicted ``Ẑp``."""
+    model = module.model
+    model.eval()
+    batch = train_ds.__getitems__(list(range(min(n, len(train_ds)))))
+    zp, edges, adj = model.distribution(batch.get("face"), batch.get("audio"))
+    x = batch["reactions"].transpose(-1, -2)
+    z = model.motor(x, edges, adj)
+    x_back, info_a = model.motor.inverse(z, edges, adj, tol=model.cfg.inverse_tol,
+                                         max_iter=model.cfg.inverse_max_iter)
+    latents = zp[:, None] + 0.6 * torch.randn(zp.shape[0], 4, *zp.shape[1:],
+                                              generator=torch.Generator().manual_seed(0))
+    x_dec, info_b = model.motor.inverse(latents, edges, adj, tol=model.cfg.inverse_tol,
+                                        max_iter=model.cfg.inverse_max_iter)
+    z_back = model.motor(x_dec, edges, adj)
+    return {
+        "inverse_forward_max_abs_error": float((x_back - x).abs().max()),
+        "forward_inverse_max_abs_error": float((z_back - latents).abs().max()),
+        "max_iterations": max(info_a.max_iterations, info_b.max_iterations),
+        "converged": info_a.converged and info_b.converged,
+    }
+
+
+def load_module(run_dir: str | Path, checkpoint: str = "best", map_location: str = "cpu") -> Any:
+    """Load the trained LightningModule of a run (``best`` or ``last`` checkpoint)."""
+    from regnn.models.registry import model_class
+
+    run = Path(run_dir)
+    config, _ = load_run_config(run)
+    path = run / "checkpoints" / f"{checkpoint}.ckpt"
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} not found (train first, or pick best/last)")
+    cls = model_class(config.model.name)
+    module = cls.load_from_checkpoint(str(path), map_location=map_location)
+    module.eval()
+    return module
+
+

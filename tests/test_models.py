@@ -1,0 +1,263 @@
+"""Shapes, masks, MEFL top-K, the motor's invertibility guarantee and the AFRDL losses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from regnn.config import ModelConfig, load_config
+from regnn.errors import ConfigError
+from regnn.models.cognitive import MEFL, CognitiveProcessor, top_k_mask
+from regnn.models.motor import REGNNLayer, REGNNMotor, prepare_edges
+from regnn.models.perceptual import PerceptualProcessor, causal_mask
+from regnn.models.regnn import REGNN, agreement_loss, distribution_loss, sample_noise
+
+torch.set_num_threads(1)
+
+
+def small_cfg(**kw) -> ModelConfig:
+    base = dict(width=32, heads=4, window=20, stride=10, edge_channels=4, top_k=3)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+# -- perceptual -------------------------------------------------------------------------------
+def test_perceptual_shapes_and_modalities():
+    torch.manual_seed(0)
+    face, audio = torch.rand(3, 20, 25), torch.randn(3, 20, 64)
+    both = PerceptualProcessor(width=32, heads=4)
+    assert both(face, audio).shape == (3, 20, 32)
+    face_only = PerceptualProcessor(width=32, heads=4, use_audio=False)
+    assert len(face_only.cross) == 0 and face_only(face, None).shape == (3, 20, 32)
+    audio_only = PerceptualProcessor(width=32, heads=4, use_face=False)
+    assert audio_only(None, audio).shape == (3, 20, 32)
+    with pytest.raises(ConfigError, match="no audio"):
+        both(face, None)
+    with pytest.raises(ConfigError, match="at least one modality"):
+        PerceptualProcessor(use_face=False, use_audio=False)
+
+
+def test_perceptual_causal_mask_hides_the_future():
+    torch.manual_seed(0)
+    net = PerceptualProcessor(width=32, heads=4).eval()
+    face, audio = torch.rand(1, 20, 25), torch.randn(1, 20, 64)
+    mask = causal_mask(20)
+    out = net(face, audio, attn_mask=mask)
+    face2, audio2 = face.clone(), audio.clone()
+    face2[:, 12:] += 5.0
+    audio2[:, 12:] -= 5.0
+    out2 = net(face2, audio2, attn_mask=mask)
+    torch.testing.assert_close(out[:, :12], out2[:, :12])
+    assert (out[:, 12:] - out2[:, 12:]).abs().max() > 1e-3
+    # without the mask the past does change
+    assert (net(face, audio)[:, :12] - net(face2, audio2)[:, :12]).abs().max() > 1e-3
+    torch.testing.assert_close(net(face, audio, causal=True), out)
+
+
+# -- cognitive / MEFL -------------------------------------------------------------------------
+def test_top_k_mask_keeps_the_k_largest_per_row():
+    scores = torch.tensor([[[0.1, 0.9, 0.5, 0.3], [4.0, 3.0, 2.0, 1.0],
+                            [0.0, 0.0, 1.0, 2.0], [1.0, 5.0, 3.0, 4.0]]])
+    m = top_k_mask(scores, 2)
+    expected = torch.tensor([[[0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 0, 1]]]).bool()
+    assert torch.equal(m, expected)
+    assert top_k_mask(scores, 9).all()
+
+
+@pytest.mark.parametrize("channels", [1, 8])
+def test_mefl_edges_topk_and_self_loops(channels):
+    torch.manual_seed(0)
+    mefl = MEFL(node_dim=20, channels=channels, key_dim=8, top_k=3)
+    edges, adj = mefl(torch.randn(2, 25, 20))
+    assert edges.shape == (2, channels, 25, 25) and adj.shape == (2, 25, 25)
+    eye = torch.eye(25, dtype=torch.bool)
+    assert adj[:, eye].all()  # every node keeps a self loop
+    out_degree = adj.sum(dim=-2)  # adj[i, j] = edge j -> i: column j = node j's out-edges
+    assert out_degree.max() <= 3 + 1
+    assert (edges * (~adj[:, None])).abs().max() == 0  # features only on kept edges
+    # node j's kept out-edges are its top-3 by P-dim edge-feature norm (plus the self loop)
+    z = torch.randn(2, 25, 20)
+    edges, adj = mefl(z)
+    q, k = mefl.qk(z).view(2, 25, 2, channels, 8).permute(2, 0, 3, 1, 4)
+    attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)  # [b, p, src, dst]
+    top = attn.norm(dim=1).topk(3, dim=-1).indices  # (B, src, 3)
+    for b in range(2):
+        for j in range(25):
+            kept = set(torch.nonzero(adj[b, :, j]).flatten().tolist())
+            assert set(top[b, j].tolist()) <= kept and kept <= set(top[b, j].tolist()) | {j}
+            torch.testing.assert_close(edges[b, :, top[b, j], j], attn[b, :, j, top[b, j]])
+
+
+def test_cognitive_shapes_and_window_check():
+    cog = CognitiveProcessor(width=32, nodes=25, window=20, edge_channels=4, top_k=3)
+    zp, edges, adj = cog(torch.randn(5, 20, 32))
+    assert zp.shape == (5, 25, 20) and edges.shape == (5, 4, 25, 25) and adj.dtype == torch.bool
+    with pytest.raises(ConfigError, match="20-frame windows"):
+        cog(torch.randn(5, 30, 32))
+
+
+# -- motor ------------------------------------------------------------------------------------
+def _graph(B=3, M=2, P=4, D=20, seed=0, top_k=3):
+    g = torch.Generator().manual_seed(seed)
+    mefl = MEFL(D, P, 8, top_k)
+    edges, adj = mefl(torch.randn(B, 25, D, generator=g))
+    return edges.detach(), adj
+
+
+def _scale_weights(motor, factor):
+    with torch.no_grad():
+        for layer in motor.layers:
+            layer.w_q.mul_(factor)
+            layer.w_m.mul_(factor)
+            layer.w_e.mul_(factor)
+
+
+@pytest.mark.parametrize("factor", [1.0, 30.0, 1000.0])
+def test_motor_lipschitz_bound_holds_for_any_weights(factor):
+    torch.manual_seed(1)
+    edges, adj = _graph()
+    motor = REGNNMotor(node_dim=20, edge_channels=4, layers=2, key_dim=8, top_k=3, lipschitz=0.9)
+    _scale_weights(motor, factor)
+    assert all(b <= 0.9 + 1e-6 for b in motor.lipschitz_bounds())
+    layer = motor.layers[0]
+    e0 = prepare_edges(edges, adj)
+    # adversarial search for the largest ||φ(a) - φ(b)|| / ||a - b||
+    a = (torch.randn(3, 2, 25, 20) * 3).requires_grad_()
+    b = (a.detach() + 0.05 * torch.randn_like(a)).requires_grad_()
+    opt = torch.optim.Adam([a, b], lr=0.05)
+    worst = 0.0
+    for _ in range(150):
+        num = (layer.phi(a, e0, adj) - layer.phi(b, e0, adj)).flatten(-2).norm(dim=-1)
+        ratio = num / (a - b).flatten(-2).norm(dim=-1).clamp_min(1e-9)
+        worst = max(worst, ratio.max().item())
+        opt.zero_grad()
+        (-ratio.max()).backward()
+        opt.step()
+    assert worst < 0.9
+
+
+@pytest.mark.parametrize("factor,scale", [(1.0, 1.0), (100.0, 1.0), (1.0, 50.0), (300.0, 20.0)])
+def test_motor_two_way_invertibility(factor, scale):
+    torch.manual_seed(2)
+    edges, adj = _graph(M=4)
+    motor = REGNNMotor(node_dim=20, edge_channels=4, layers=3, key_dim=8, top_k=3)
+    _scale_weights(motor, factor)
+    x = torch.randn(3, 4, 25, 20) * scale  # adversarially scaled inputs
+    z = motor(x, edges, adj)
+    x_back, info = motor.inverse(z, edges, adj, tol=1e-6, max_iter=200)
+    assert info.converged and info.max_iterations <= 200
+    assert (x_back - x).abs().max().item() <= 1e-4 * max(1.0, scale)
+    assert len(info.iterations) == 3 and info.max_residual <= 1e-4 * max(1.0, scale)
+    z2 = torch.randn(3, 4, 25, 20) * scale
+    x2, info2 = motor.inverse(z2, edges, adj)
+    assert (motor(x2, edges, adj) - z2).abs().max().item() <= 1e-4 * max(1.0, scale)
+
+
+def test_motor_bi_lipschitz_lower_bound():
+    torch.manual_seed(3)
+    edges, adj = _graph(M=1)
+    layer_motor = REGNNMotor(node_dim=20, edge_channels=4, layers=1, key_dim=8, top_k=3)
+    _scale_weights(layer_motor, 50.0)
+    a, b = torch.randn(3, 1, 25, 20), torch.randn(3, 1, 25, 20)
+    fa, fb = layer_motor(a, edges, adj), layer_motor(b, edges, adj)
+    ratio = (fa - fb).flatten(-2).norm(dim=-1) / (a - b).flatten(-2).norm(dim=-1)
+    assert ((ratio >= 0.1 - 1e-5) & (ratio <= 1.9 + 1e-5)).all()
+
+
+def test_motor_rejects_bad_lipschitz():
+    with pytest.raises(ConfigError, match="in \\(0, 1\\)"):
+        REGNNLayer(20, 4, lipschitz=1.0)
+
+
+def test_motor_invertible_after_training_steps():
+    torch.manual_seed(4)
+    model = REGNN(small_cfg(lipschitz=0.95))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)  # aggressive on purpose
+    face, audio = torch.rand(6, 20, 25), torch.randn(6, 20, 64)
+    reactions, valid = torch.rand(6, 3, 20, 25), torch.ones(6, 3, dtype=torch.bool)
+    for _ in range(15):
+        loss = model.losses(face, audio, reactions, valid)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        _, edges, adj = model.distribution(face, audio)
+        x = reactions.transpose(-1, -2)
+        z = model.motor(x, edges, adj)
+        x_back, info = model.motor.inverse(z, edges, adj)
+    assert (x_back - x).abs().max().item() <= 1e-4 and info.converged
+    assert all(b <= 0.95 + 1e-6 for b in model.motor.lipschitz_bounds())
+
+
+# -- losses -----------------------------------------------------------------------------------
+def test_agreement_loss_hand_built():
+    lat = torch.zeros(2, 3, 25, 4)
+    valid = torch.ones(2, 3, dtype=torch.bool)
+    assert agreement_loss(lat, valid).item() == 0.0  # all latents coincide
+    lat[0, 1] = 1.0  # speaker 0: pairs (0,1)=1, (0,2)=0, (1,2)=1; speaker 1: all 0
+    assert agreement_loss(lat, valid).item() == pytest.approx(2 / 6)
+    valid[0, 1] = False  # the differing latent is padding -> ignored
+    assert agreement_loss(lat, valid).item() == 0.0
+
+
+def test_distribution_loss_forms():
+    zp = torch.zeros(1, 25, 4)
+    lat = torch.stack([torch.full((25, 4), 1.0), torch.full((25, 4), 3.0)])[None]
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    assert distribution_loss(zp, lat, valid, "min").item() == pytest.approx(1.0)
+    assert distribution_loss(zp, lat, valid, "mean").item() == pytest.approx(4.0)
+    nll_small = distribution_loss(zp, lat, valid, "nll", sigma=0.05).item()
+    nll_big = distribution_loss(zp, lat, valid, "nll", sigma=100.0).item()
+    assert nll_small == pytest.approx(1.0 + 2 * 0.05**2 * np.log(2), rel=1e-4)
+    assert nll_big == pytest.approx((1.0 + 9.0) / 2, rel=1e-3)
+    valid[0, 0] = False
+    assert distribution_loss(zp, lat, valid, "min").item() == pytest.approx(9.0)
+    with pytest.raises(ConfigError):
+        distribution_loss(zp, lat, valid, "median")
+
+
+def test_noise_modes():
+    g = torch.Generator().manual_seed(0)
+    eps = sample_noise((2, 3, 4, 25, 20), 0.6, "scaled", g, torch.device("cpu"), (1, 3, 4))
+    peak = eps.abs().amax(dim=(1, 3, 4))
+    assert (peak <= 0.6**0.5 + 1e-6).all() and (peak > 0.5).all()
+    eps = sample_noise((4000,), 0.6, "gaussian", g, torch.device("cpu"), ())
+    assert eps.std().item() == pytest.approx(0.6, rel=0.05)
+
+
+# -- whole model ------------------------------------------------------------------------------
+def test_regnn_losses_and_generate_shapes():
+    torch.manual_seed(5)
+    model = REGNN(small_cfg())
+    face, audio = torch.rand(4, 20, 25), torch.randn(4, 20, 64)
+    out = model.losses(face, audio, torch.rand(4, 3, 20, 25), torch.ones(4, 3, dtype=torch.bool))
+    assert set(out) == {"loss", "distribution", "agreement"}
+    assert out["loss"].item() == pytest.approx(
+        out["distribution"].item() + out["agreement"].item(), rel=1e-5)
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    pred, info = model.generate(torch.rand(2, 95, 25), torch.randn(2, 95, 64), k=3, sigma=0.6,
+                                generator=g)
+    assert pred.shape == (2, 3, 95, 25) and info.converged
+    assert (pred[:, 0] - pred[:, 1]).abs().max() > 1e-4  # the K reactions differ
+    pred2, _ = model.generate(torch.rand(2, 95, 25), torch.randn(2, 95, 64), k=3, sigma=0.0)
+    torch.testing.assert_close(pred2[:, 0], pred2[:, 2])  # σ = 0: one deterministic reaction
+
+
+def test_mse_objective_ablation_trains_and_generates():
+    torch.manual_seed(6)
+    model = REGNN(small_cfg(objective="mse", use_audio=False))
+    out = model.losses(torch.rand(4, 20, 25), None, torch.rand(4, 2, 20, 25),
+                       torch.ones(4, 2, dtype=torch.bool))
+    assert out["agreement"].item() == 0.0 and out["loss"].item() > 0
+    pred, _ = model.eval().generate(torch.rand(1, 40, 25), None, k=2, sigma=0.1)
+    assert pred.shape == (1, 2, 40, 25)
+
+
+def test_paper_config_sizes():
+    cfg = load_config("paper").model
+    model = REGNN(cfg)
+    assert (cfg.window, cfg.edge_channels, cfg.motor_layers, cfg.width) == (50, 8, 2, 128)
+    n = sum(p.numel() for p in model.parameters())
+    assert 200_000 < n < 500_000
