@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "regnn.commands.demo",
     "regnn.commands.train",
     "regnn.commands.generate",
+    "regnn.commands.serve",
 )
 
 

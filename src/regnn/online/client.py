@@ -57,7 +57,7 @@ class ReactionClient:
     def connect(self) -> None:
         from websockets.sync.client import connect
 
-        self._ws = connect(self.url, open_timeout=self.timeout, max_size=2**24)
+        self._ws = connect(self.url, open_timeout=self.timeout, max_size=2**24, legacy=True)
 
     def close(self) -> None:
         if self._ws is not None:

@@ -168,6 +168,8 @@ class ReactionServer:
                         reply = {"type": "ended", "frames_in": 0, "frames_out": 0}
                         if stream is not None:
                             reply.update(frames_in=stream.frames_in, frames_out=stream.frames_out)
+                            stream = None  # free the slot before the closing handshake
+                            self.sessions -= 1
                         await ws.send(json.dumps(reply))
                         await ws.close()
                         break
