@@ -59,6 +59,21 @@ def make_factory(run_dir: str | None, toy: bool, checkpoint: str = "best"):  # n
     return (lambda k, seed, sigma: module.stream(k, seed, sigma)), name
 
 
+def warm_up(factory) -> None:  # noqa: ANN001
+    """One throw-away session before serving: imports, filter banks and the model's first
+    call happen now, not in the first client's first frame."""
+    import numpy as np
+
+    stream = factory(1, 0, None)
+    rng = np.random.default_rng(0)
+    for rate in (16_000, 44_100, 48_000):
+        s = factory(1, 0, None)
+        s.push(rng.random((2, 25)).astype(np.float32),
+               rng.standard_normal(2 * rate // 25).astype(np.float32) * 0.1, rate)
+    stream.push(rng.random((20, 25)).astype(np.float32),
+                rng.standard_normal(20 * 640).astype(np.float32) * 0.1, 16_000)
+
+
 def run(args: argparse.Namespace) -> int:
     from regnn.errors import ConfigError
 
@@ -79,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
+    warm_up(factory)
     server = ReactionServer(factory, args.host, args.port, k_max=args.k_max,
                             max_sessions=args.max_sessions, workers=args.workers,
                             model_name=model_name)

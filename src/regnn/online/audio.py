@@ -15,6 +15,8 @@ whole-clip resamplers differ only in edge handling, so features agree closely, n
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from regnn.data.audio import HOP, N_FFT, N_MELS, SAMPLE_RATE
@@ -22,12 +24,14 @@ from regnn.data.audio import HOP, N_FFT, N_MELS, SAMPLE_RATE
 _LOG_FLOOR = 1e-6
 
 
+@functools.cache
 def _mel_basis() -> np.ndarray:
     import librosa
 
     return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
 
 
+@functools.cache
 def _hann() -> np.ndarray:
     import scipy.signal
 
