@@ -46,6 +46,24 @@ def references(train: ReactSplit, test: ReactSplit, k: int, seed: int = 0) -> di
     }
 
 
+def table(run: str | Path, data: str | Path, pred_dir: str | Path, samples: int = 10,
+          sigma: float = 0.6) -> dict[str, dict[str, float]]:
+    """Generate into ``pred_dir`` (if empty) and score REGNN and the references on test."""
+    pred_dir = Path(pred_dir)
+    if not (pred_dir / "generation.json").is_file():
+        generate_predictions(run, data, "test", pred_dir, samples, sigma, progress=False)
+    test = ReactSplit(data, "test")
+    train = ReactSplit(data, "train", audio=False)
+    pred = np.stack([np.load(pred_dir / "test" / f"{it.speaker_path}.npy") for it in test.items])
+    listeners, nb = test.listeners(), test.neighbours
+    rows = {"REGNN": pred, **references(train, test, pred.shape[1])}
+    out = {}
+    for name, p in rows.items():
+        s = subset_scores(p, listeners, nb)
+        out[name] = {"FRCorr": s["FRCorr"], "FRDist": s["FRDist"], "FRDiv": fr_div(p)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run", required=True)
@@ -56,17 +74,10 @@ def main() -> None:
     args = ap.parse_args()
     pred_dir = Path(args.pred or Path(args.run) / "pred")
     t0 = time.perf_counter()
-    if not (pred_dir / "generation.json").is_file():
-        generate_predictions(args.run, args.data, "test", pred_dir, args.samples, args.sigma)
-    test = ReactSplit(args.data, "test")
-    train = ReactSplit(args.data, "train")
-    pred = np.stack([np.load(pred_dir / "test" / f"{it.speaker_path}.npy") for it in test.items])
-    listeners, nb = test.listeners(), test.neighbours
-    rows = {"REGNN": pred, **references(train, test, pred.shape[1])}
+    rows = table(args.run, args.data, pred_dir, args.samples, args.sigma)
     print(f"{'method':10s} {'FRCorr':>8s} {'FRDist':>8s} {'FRDiv':>8s}")
-    for name, p in rows.items():
-        s = subset_scores(p, listeners, nb)
-        print(f"{name:10s} {s['FRCorr']:8.4f} {s['FRDist']:8.3f} {fr_div(p):8.4f}")
+    for name, s in rows.items():
+        print(f"{name:10s} {s['FRCorr']:8.4f} {s['FRDist']:8.3f} {s['FRDiv']:8.4f}")
     print(f"({time.perf_counter() - t0:.1f} s; load average {os.getloadavg()})")
 
 

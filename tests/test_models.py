@@ -261,3 +261,19 @@ def test_paper_config_sizes():
     assert (cfg.window, cfg.edge_channels, cfg.motor_layers, cfg.width) == (50, 8, 2, 128)
     n = sum(p.numel() for p in model.parameters())
     assert 200_000 < n < 500_000
+
+
+def test_face_skip_adds_the_speaker_series():
+    torch.manual_seed(7)
+    model = REGNN(small_cfg())
+    with torch.no_grad():
+        model.cognitive.heads[-1].weight.zero_()
+        model.cognitive.heads[-1].bias.zero_()
+    face = torch.rand(2, 20, 25)
+    zp, _, _ = model.distribution(face, torch.randn(2, 20, 64))
+    torch.testing.assert_close(zp, face.transpose(1, 2))
+    off = REGNN(small_cfg(face_skip=False))
+    with torch.no_grad():
+        off.cognitive.heads[-1].weight.zero_()
+        off.cognitive.heads[-1].bias.zero_()
+    assert off.distribution(face, torch.randn(2, 20, 64))[0].abs().max() == 0

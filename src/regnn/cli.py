@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "regnn.commands.synth",
     "regnn.commands.data",
     "regnn.commands.demo",
+    "regnn.commands.render",
+    "regnn.commands.report",
     "regnn.commands.train",
     "regnn.commands.generate",
     "regnn.commands.serve",

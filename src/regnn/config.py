@@ -37,6 +37,7 @@ class ModelConfig:
     audio_dim: int = 64  # per-frame audio features (log-mel bands of the data layer)
     use_face: bool = True  # False: audio-only ablation
     use_audio: bool = True  # False: face-only ablation
+    face_skip: bool = True  # Ẑp = heads + speaker attributes (see regnn.models.regnn)
     width: int = 128  # fusion width
     heads: int = 4
     cross_layers: int = 1  # face <- audio cross-modal blocks
@@ -57,7 +58,7 @@ class ModelConfig:
     distribution_loss: str = "min"  # Eq. 9 form: "min" | "mean" | "nll" (see REGNN.losses)
     gmm_sigma: float = 0.6  # σ of the GMM components, used by distribution_loss="nll"
     agreement_weight: float = 1.0  # weight of the latent-agreement term, Eq. 7
-    inverse_tol: float = 1e-6  # fixed-point stop: max |x_k - x_{k-1}|
+    inverse_tol: float = 1e-5  # fixed-point stop: max |x_k - x_{k-1}| (errors reached: ~1e-6)
     inverse_max_iter: int = 200
 
 

@@ -38,7 +38,8 @@ def postprocess(pred: np.ndarray, binarize: bool = False) -> np.ndarray:
 def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
                          out_dir: str | Path, samples: int = 10, sigma: float = 0.6,
                          seed: int = 0, binarize: bool = False, checkpoint: str = "best",
-                         progress: bool = True, limit: int | None = None) -> dict[str, Any]:
+                         progress: bool = True, limit: int | None = None,
+                         threads: int = 0) -> dict[str, Any]:
     """Generate ``samples`` reactions per item of ``split``; returns generation.json's dict."""
     from regnn.data.react import ReactSplit
     from regnn.train import load_module
@@ -47,6 +48,8 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
         raise ConfigError(f"--samples must be >= 1, got {samples}")
     if sigma < 0:
         raise ConfigError(f"--sigma must be >= 0, got {sigma}")
+    if threads > 0:
+        torch.set_num_threads(threads)
     module = load_module(run_dir, checkpoint)
     cfg = module.config.model
     ds = ReactSplit(root, split, audio=cfg.use_audio)
@@ -56,7 +59,7 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
     model_s = 0.0
     t0 = time.perf_counter()
     for i in tqdm(range(n), desc=f"generate {split}", unit="item", disable=not progress):
-        face = torch.from_numpy(np.ascontiguousarray(ds.speaker(i)))[None]
+        face = torch.from_numpy(np.array(ds.speaker(i), dtype=np.float32))[None]
         audio = torch.from_numpy(ds.audio(i))[None] if cfg.use_audio else None
         t1 = time.perf_counter()
         with torch.no_grad():
@@ -70,6 +73,7 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
         "run": str(run_dir), "data": str(root), "split": split, "items": n,
         "samples": samples, "sigma": sigma, "noise": module.config.generate.noise,
         "seed": seed, "binarize_aus": binarize, "checkpoint": checkpoint,
+        "torch_threads": torch.get_num_threads(),
         "wall_s": round(wall, 3), "model_s": round(model_s, 3),
         "reactions_per_s": round(n * samples / wall, 2) if wall > 0 else None,
         "seconds_per_item_model": round(model_s / max(n, 1), 4),

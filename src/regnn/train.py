@@ -151,12 +151,18 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
     callbacks = [ckpt, timer]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
+    log_version = ""  # RUN/logs/metrics.csv; a resumed run logs beside it, never over it
+    if resume:
+        k = 1
+        while (out / "logs" / f"resume{k}").exists():
+            k += 1
+        log_version = f"resume{k}"
     trainer = L.Trainer(
         max_epochs=t.epochs, max_steps=max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=t.strategy, precision=t.precision,
         deterministic=t.deterministic if t.accelerator == "cpu" else False,
-        logger=[CSVLogger(out, name="logs", version=""),
-                TensorBoardLogger(out, name="tb", version="")],
+        logger=[CSVLogger(out, name="logs", version=log_version),
+                TensorBoardLogger(out, name="tb", version=log_version)],
         callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
         check_val_every_n_epoch=max(1, t.val_every), num_sanity_val_steps=0,
         gradient_clip_val=t.grad_clip or None, log_every_n_steps=1,

@@ -10,7 +10,11 @@ from collections import Counter
 from regnn.commands._common import subcommand
 
 #: modules adding ``regnn data <name>`` sub-commands, each with ``register(subparsers)``
-DATA_COMMAND_MODULES: tuple[str, ...] = ()
+DATA_COMMAND_MODULES: tuple[str, ...] = (
+    "regnn.commands.data_neighbours",
+    "regnn.commands.data_split",
+    "regnn.commands.data_import",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

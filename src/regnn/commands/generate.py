@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigma", type=float, default=0.6, help="σ of the sampling noise")
     p.add_argument("--binarize-aus", action="store_true", help="threshold AUs to {0, 1}")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0 = torch's default; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_seed(p)
     p.set_defaults(func=run)
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     s = generate_predictions(args.run, args.data, args.split, args.out, samples=args.samples,
                              sigma=args.sigma, seed=args.seed, binarize=args.binarize_aus,
-                             checkpoint=args.checkpoint, progress=not args.no_progress)
+                             checkpoint=args.checkpoint, progress=not args.no_progress,
+                             threads=args.threads)
     mi = s["motor_inverse"]
     print(f"{s['items']} items x {s['samples']} reactions in {s['wall_s']:.2f} s "
           f"({s['reactions_per_s']} reactions/s); motor inverse: <= {mi['max_iterations']} "

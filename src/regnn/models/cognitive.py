@@ -81,10 +81,14 @@ class CognitiveProcessor(nn.Module):
         self.heads = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, nodes))
         self.mefl = MEFL(window, edge_channels, edge_key_dim, top_k)
 
-    def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, fused: torch.Tensor, prior: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``prior (B, I, D)``, when given, is added to the heads' output (a residual path)."""
         if fused.shape[1] != self.window:
             raise ConfigError(f"the cognitive processor was built for {self.window}-frame windows, "
                               f"got {fused.shape[1]} frames")
         zp = self.heads(fused).transpose(1, 2)  # (B, I, D)
+        if prior is not None:
+            zp = zp + prior
         edges, adjacency = self.mefl(zp)
         return zp, edges, adjacency

@@ -147,8 +147,16 @@ class REGNNLayer(nn.Module):
             nm = torch.linalg.matrix_norm(self.w_m, ord=2)
             return float(self.node_dim * nq * nm / math.sqrt(self.key_dim))
 
+    def edge_operands(self, e0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``e0`` laid out for Eq. (10)'s batched products: ``(B, I, J, P)`` and
+        ``w_e``-weighted ``(B, I, P, J)`` (computed once per call, shared by iterations)."""
+        e_r = e0.permute(0, 2, 3, 1)
+        e_w = (e0 * self.w_e[:, None, None]).permute(0, 2, 1, 3)
+        return e_r, e_w
+
     def phi(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
-            gamma: torch.Tensor | None = None, safe_exp: bool | None = None) -> torch.Tensor:
+            gamma: torch.Tensor | None = None, safe_exp: bool | None = None,
+            operands: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``φ(x)`` of Eqs. (10)-(13), scaled by ``γ``.
 
         ``e0`` is zero off the adjacency (:func:`prepare_edges`), which masks Eqs. (10)-(11) by
@@ -159,16 +167,17 @@ class REGNNLayer(nn.Module):
         gamma = self.gamma() if gamma is None else gamma
         if safe_exp is None:
             safe_exp = self.logit_bound() > 60.0
+        e_r, e_w = self.edge_operands(e0) if operands is None else operands
         s = torch.sigmoid(x)  # (B, M, I, D)
         logits = (s @ self.w_q) @ (s @ self.w_m).transpose(-1, -2)
-        logits = logits * (1.0 / math.sqrt(self.key_dim))  # (B, M, I, I): [i, j]
+        logits = logits * (1.0 / math.sqrt(self.key_dim))  # (B, M, I, J)
         if safe_exp:
             logits = logits.masked_fill(~adjacency[:, None], float("-inf"))
             logits = logits - logits.amax(dim=-1, keepdim=True)
         a = torch.exp(logits)  # Eq. 11 up to its normaliser, which cancels in Eq. 10
-        r = torch.einsum("bmij,bpij->bmpi", a, e0)  # Eq. 10 denominators, per channel
-        coef = torch.einsum("bpij,bmpi->bmij", e0 * self.w_e[:, None, None], r.reciprocal())
-        return gamma * ((a * coef) @ s)  # Eq. 13, channels combined by w_e
+        r = a.transpose(1, 2) @ e_r  # (B, I, M, P): Eq. 10 denominators, per channel
+        coef = r.reciprocal() @ e_w  # (B, I, M, J): Σ_p w_p e0_p / r_p
+        return gamma * ((a * coef.transpose(1, 2)) @ s)  # Eq. 13, channels combined by w_e
 
     def forward(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         return x + self.phi(x, e0, adjacency)
@@ -183,16 +192,17 @@ class REGNNLayer(nn.Module):
         """
         gamma = self.gamma()
         safe = self.logit_bound() > 60.0
+        ops = self.edge_operands(e0)
         x = y
         step = float("inf")
         it = 0
         for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
-            x_new = y - self.phi(x, e0, adjacency, gamma, safe)
+            x_new = y - self.phi(x, e0, adjacency, gamma, safe, ops)
             step = (x_new - x).abs().max().item()
             x = x_new
             if step <= tol:
                 break
-        res = x + self.phi(x, e0, adjacency, gamma, safe) - y
+        res = x + self.phi(x, e0, adjacency, gamma, safe, ops) - y
         certified = res.flatten(-2).norm(dim=-1).max().item() / (1.0 - self.c)
         info = {"iterations": it, "last_step": step, "residual": res.abs().max().item(),
                 "certified": certified, "converged": step <= tol}

@@ -25,6 +25,11 @@ the motor forward (Eq. 6) *conditioned on those edges*, giving latents ``ḡ_1..
 Inference (Eq. 5): sample ``Ẑp + ε`` K times and decode each with the motor inverse; the
 fusion and the edges are computed once per window and shared by the K samples.
 
+Design addition (``model.face_skip``, default on): when the face input is the 25 attributes,
+``Ẑp = heads(B̄) + F_S^T``, i.e. the projection heads predict a correction of the speaker's
+own attribute series. Listeners often mirror speakers, so this starts training from the
+"Mime" reference instead of from zero; the heads still carry all the modelling.
+
 ``objective="mse"`` is the paper's "without graph" ablation: the motor is used forward as a
 decoder of ``Ẑp`` and trained with a plain MSE to the one ground-truth reaction (slot 0).
 """
@@ -78,6 +83,9 @@ class REGNN(nn.Module):
         self.cognitive = CognitiveProcessor(
             cfg.width, NUM_ATTRIBUTES, cfg.window, cfg.edge_channels, cfg.edge_key_dim, cfg.top_k,
         )
+        # Residual path: with the 25 attributes as face input, the heads predict Ẑp as a
+        # correction of the speaker's own attribute series (a mirroring prior).
+        self.face_skip = cfg.face_skip and cfg.use_face and cfg.face_dim == NUM_ATTRIBUTES
         self.motor = REGNNMotor(
             cfg.window, cfg.edge_channels, cfg.motor_layers, cfg.motor_key_dim, cfg.top_k,
             NUM_ATTRIBUTES, cfg.lipschitz,
@@ -93,7 +101,10 @@ class REGNN(nn.Module):
             mask = causal_mask(ref.shape[1], ref.device)
         fused = self.perceptual(face if self.cfg.use_face else None,
                                 audio if self.cfg.use_audio else None, attn_mask=mask)
-        return self.cognitive(fused)
+        prior = None
+        if self.face_skip:
+            prior = face.transpose(1, 2)  # the speaker's own attribute series, (B, I, D)
+        return self.cognitive(fused, prior)
 
     def encode(self, reactions: torch.Tensor, edges: torch.Tensor, adjacency: torch.Tensor
                ) -> torch.Tensor:
