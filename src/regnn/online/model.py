@@ -122,8 +122,9 @@ class OnlineREGNN(nn.Module):
         for layer, (gamma, safe) in zip(reversed(net.motor.layers),
                                         reversed(self.motor_scales())):
             y, step, it = x, float("inf"), 0
+            ops = layer.edge_operands(e0)
             for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
-                x_new = y - layer.phi(x, e0, adjacency, gamma, safe)
+                x_new = y - layer.phi(x, e0, adjacency, gamma, safe, ops)
                 step = (x_new - x).abs().max().item()
                 x = x_new
                 if step <= tol:
