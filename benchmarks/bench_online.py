@@ -156,6 +156,7 @@ def bench_load(run: str | None, levels: list[int], seconds: float, k: int,
             raise SystemExit(f"server did not start: {line!r}")
         url = line.split(" on ", 1)[1].split()[0]
         print(f"server: {line.strip()}")
+        asyncio.run(load_level(url, 2, 2.0, k))  # untimed warm-up: first-connection costs
         best = 0
         for n in levels:
             res = asyncio.run(load_level(url, n, seconds, k))
