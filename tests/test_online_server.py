@@ -221,3 +221,20 @@ def test_cli_serve_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "is not a training run" in capsys.readouterr().err
     assert main(["serve", "--toy", "--workers", "0"]) == 2
     assert "--workers must be >= 1" in capsys.readouterr().err
+
+
+def test_stream_factory_refusals_are_reported_and_free_the_slot() -> None:
+    from regnn.errors import ConfigError
+
+    def factory(k: int, seed: int, sigma: float | None) -> ToyStream:
+        if sigma is not None and sigma > 2:
+            raise ConfigError(f"sigma {sigma} is too large for this model")
+        return ToyStream(k=k, seed=seed)
+
+    server = ReactionServer(factory, "127.0.0.1", 0, max_sessions=1)
+    with ServerThread(server) as u, ReactionClient(u) as c:
+        with pytest.raises(ServerError) as err:
+            c.start(sigma=5.0)
+        assert err.value.code == "bad-message" and "sigma 5.0 is too large" in str(err.value)
+        assert health(u)["sessions"] == 0
+        assert c.start(sigma=1.0)["k"] == 1

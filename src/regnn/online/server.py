@@ -149,6 +149,9 @@ class ReactionServer:
                         try:
                             stream = await loop.run_in_executor(
                                 self._pool, self.factory, msg.k, msg.seed, msg.sigma)
+                        except RegnnError as exc:  # e.g. a sigma the model refuses
+                            self.sessions -= 1
+                            raise protocol.ProtocolError("bad-message", str(exc)) from None
                         except BaseException:
                             self.sessions -= 1
                             raise
