@@ -51,7 +51,19 @@ def test_every_command_has_help(capsys):
         assert "usage: regnn " + name in capsys.readouterr().out
 
 
-def test_demo_synthesises_and_reads(tmp_path: Path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--dyads", "12"]) == 0
+@pytest.mark.slow
+def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys):
+    out_dir = tmp_path / "demo"
+    args = ["demo", "--out", str(out_dir), "--dyads", "12", "--epochs", "1", "--samples", "2"]
+    assert main(args) == 0
     out = capsys.readouterr().out
-    assert "OK: no problems" in out and "8 mirrored items" in out
+    assert "OK: no problems" in out and "report:" in out
+    for name in ("REGNN", "gt", "random", "mime", "meanseq", "meanfr"):
+        assert f"\n  {name} " in out
+    scores = json.loads((out_dir / "pred" / "scores.json").read_text())
+    assert scores["K"] == 2 and scores["scores"]["FRDiv"] > 0
+    assert scores["references"]["gt"]["FRDist"] == 0.0
+    assert (out_dir / "report.html").stat().st_size > 10_000
+    # a second run reuses the finished stages
+    assert main(args) == 0
+    assert "reusing the finished run" in capsys.readouterr().out

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "regnn.commands.report",
     "regnn.commands.train",
     "regnn.commands.generate",
+    "regnn.commands.bench",
     "regnn.commands.serve",
 )
 

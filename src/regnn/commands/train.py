@@ -21,7 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder to create (RUN)")
     p.add_argument("--config", default="paper",
                    help="built-in config (paper, demo) or a YAML file of overrides")
-    p.add_argument("--model", default=None, help="registered model name (default: from config)")
+    p.add_argument("--model", default=None,
+                   help="registered model or named system (default: from config): regnn, "
+                        "huang-s, huang-c, unet, l2l, iresnet-motor, or an ablation "
+                        "(face-only, audio-only, no-afrdl, no-mefl)")
+    p.add_argument("--variant", default=None,
+                   help="named system of the paper's Tables I/II whose config overrides to "
+                        "apply (see regnn.models.variants); same names as --model")
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override train.batch_size")
     p.add_argument("--accelerator", default=None, help="cpu (default), gpu, auto")
@@ -84,9 +90,13 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from regnn.config import load_config
+    from regnn.models.variants import VARIANTS, resolve
 
-    config = load_config(args.config, overrides_from_args(args))
+    overrides = overrides_from_args(args)
+    variant = args.variant or (args.model if args.model in VARIANTS else None)
+    if variant is not None and args.model == variant:
+        overrides["model"].pop("name")  # the variant says which model class it uses
+    config = resolve(args.config, variant, overrides)
     if args.print_config:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0

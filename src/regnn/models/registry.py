@@ -47,3 +47,14 @@ def model_class(name: str) -> type[ReactionModule]:
 def build_model(config: dict[str, Any]) -> ReactionModule:
     """Instantiate the model named by ``config["model"]["name"]``."""
     return model_class(config["model"]["name"])(config)
+
+
+def _register_builtin_systems() -> None:
+    """The paper's comparison systems and the i-ResNet ablation (regnn.models.baselines)."""
+    from regnn.models.baselines.lightning import MODULES
+
+    for name, cls in MODULES.items():
+        register(name, cls)
+
+
+_register_builtin_systems()

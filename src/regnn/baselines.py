@@ -1,0 +1,64 @@
+"""The trivial references of the REACT challenge: GT, Random, Mime, MeanSeq, MeanFr.
+
+Each returns predictions ``(N, K, T, 25)`` float32 for the N mirrored items of a split:
+
+- ``gt``: every one of the K reactions is the item's real listener reaction (FRDist = 0,
+  FRDiv = 0 by construction);
+- ``random``: as the official baseline: AU occurrences uniform in {0, 1}, valence/arousal a
+  normal(0, 0.5) truncated to [-1, 1], expression probabilities uniform then normalised;
+  drawn independently for every frame, reaction and item;
+- ``mime``: the speaker's own attributes, copied K times;
+- ``meanseq``: the frame-wise mean sequence of the **train** split's listener reactions;
+- ``meanfr``: the mean frame of the train split's listener reactions, repeated over time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from regnn import schema
+from regnn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from regnn.data.react import ReactSplit
+
+TRIVIAL = ("gt", "random", "mime", "meanseq", "meanfr")
+
+
+def random_reactions(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Random attributes of ``shape + (25,)`` following the official ``baseline_random``."""
+    aus = rng.integers(0, 2, size=(*shape, 15)).astype(np.float32)
+    va = rng.normal(0.0, 0.5, size=(*shape, 2))
+    bad = np.abs(va) > 1.0
+    while bad.any():  # truncated normal by rejection, as the official sampler
+        va[bad] = rng.normal(0.0, 0.5, size=int(bad.sum()))
+        bad = np.abs(va) > 1.0
+    ex = rng.random(size=(*shape, 8))
+    ex /= ex.sum(axis=-1, keepdims=True)
+    return np.concatenate([aus, va.astype(np.float32), ex.astype(np.float32)], axis=-1)
+
+
+def trivial_predictions(name: str, split: ReactSplit, train: ReactSplit | None = None,
+                        k: int = 10, seed: int = 0) -> np.ndarray:
+    """Predictions of the trivial reference ``name`` for every item of ``split``."""
+    name = name.lower()
+    if name not in TRIVIAL:
+        raise ConfigError(f"unknown reference {name!r}; expected one of {TRIVIAL}")
+    if k < 1:
+        raise ConfigError(f"K must be >= 1, got {k}")
+    n, T = len(split), split.frames
+    if name == "gt":
+        out = np.repeat(split.listeners()[:, None], k, axis=1)
+    elif name == "mime":
+        out = np.repeat(split.speakers()[:, None], k, axis=1)
+    elif name == "random":
+        out = random_reactions((n, k, T), np.random.default_rng(seed))
+    else:
+        if train is None:
+            raise ConfigError(f"the {name} reference needs the train split's listeners")
+        listeners = train.listeners().astype(np.float64)
+        mean = listeners.mean(axis=0) if name == "meanseq" else listeners.mean(axis=(0, 1))
+        out = np.broadcast_to(mean.astype(np.float32), (n, k, T, schema.NUM_ATTRIBUTES))
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Models: the REGNN framework, its motor processors and the paper's comparison systems."""

@@ -1,0 +1,149 @@
+"""``regnn bench`` end to end on tiny data, its resumability, its tables and its scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regnn.bench import runner
+from regnn.bench.runner import REFERENCES
+from regnn.bench.scoring import METRICS, fr_div, fr_dvs, fr_var, plain_scores, synchrony
+
+TINY_BUDGET = {
+    "config": "demo",
+    "regnn": {"model": {"width": 16, "heads": 2},
+              "train": {"epochs": 1, "batch_size": 32, "val_items": 0, "threads": 1}},
+    "baselines": {"model": {"width": 16, "heads": 2},
+                  "train": {"epochs": 1, "batch_size": 4, "val_items": 0, "threads": 1}},
+}
+
+
+@pytest.fixture
+def tiny_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(runner.BUDGETS, "demo", TINY_BUDGET)
+
+
+def test_bench_writes_tables_and_resumes(synthetic_root: Path, tmp_path: Path,
+                                         tiny_budget: None) -> None:
+    out = tmp_path / "bench"
+    lines: list[str] = []
+    summary = runner.run_bench(synthetic_root, out, budget="demo", seeds=1,
+                               systems=["unet", "no-afrdl"], k=3, progress=False,
+                               log=lines.append)
+    assert len(lines) == 2 and "unet seed 0" in lines[0] and "FRCorr" in lines[0]
+    df = pd.read_csv(out / "results.csv")
+    assert set(df.system) == {"unet", "no-afrdl", *REFERENCES}
+    assert list(df.columns[2:2 + len(METRICS)]) == list(METRICS)
+    unet = df[df.system == "unet"].iloc[0]
+    assert unet.FRDiv == 0.0  # deterministic system: K identical reactions
+    gt = df[df.system == "GT"].iloc[0]
+    assert gt.FRDist < unet.FRDist  # the real reaction is the closest appropriate one
+    assert np.isclose(gt.FRCorr, 3.0, atol=1e-3)  # CCC 1 with itself, summed over K = 3
+    t1 = (out / "table1.md").read_text()
+    assert "| UNet |" in t1 and "| Huang et al. (S) cGAN | not run |" in t1
+    assert "14.91" in t1  # the published numbers sit beside this run's
+    t2 = (out / "table2.md").read_text()
+    assert "| AFRDL | Without Graph |" in t2 and "11.60" in t2
+    assert "AFRDL beats the same network trained with MSE" in (out / "claims.md").read_text()
+    for family in ("appropriateness", "diversity", "realism", "synchrony"):
+        assert (out / f"fig_{family}.png").stat().st_size > 1000
+    assert summary["seeds"] == 1
+    assert json.loads((out / "bench.json").read_text())["budget"] == "demo"
+    # resumable: a finished job is not retrained
+    stamp = (out / "runs" / "unet" / "seed0" / "train" / "train.json").stat().st_mtime_ns
+    lines.clear()
+    runner.run_bench(synthetic_root, out, budget="demo", seeds=1, systems=["unet", "no-afrdl"],
+                     k=3, progress=False, log=lines.append)
+    assert all("done earlier" in line for line in lines)
+    assert (out / "runs" / "unet" / "seed0" / "train" / "train.json").stat().st_mtime_ns == stamp
+    # an interrupted job (no scores yet) resumes from what it has
+    (out / "runs" / "unet" / "seed0" / "scores.json").unlink()
+    lines.clear()
+    runner.run_bench(synthetic_root, out, budget="demo", seeds=1, systems=["unet"], k=3,
+                     progress=False, log=lines.append)
+    assert "done earlier" not in lines[0]
+    assert (out / "runs" / "unet" / "seed0" / "train" / "train.json").stat().st_mtime_ns == stamp
+    assert pd.read_csv(out / "results.csv").query("system == 'unet'").FRCorr.iloc[0] == \
+        pytest.approx(unet.FRCorr)
+
+
+def test_bench_cli_help_and_bad_input(synthetic_root: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from regnn.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert "--budget" in capsys.readouterr().out
+    assert main(["bench", "--data", str(synthetic_root), "--out", str(tmp_path / "b"),
+                 "--systems", "nope", "--no-progress"]) == 2
+    assert "unknown system 'nope'" in capsys.readouterr().err
+    assert main(["bench", "--data", str(synthetic_root), "--out", str(tmp_path / "b"),
+                 "--seeds", "0", "--no-progress"]) == 2
+
+
+def test_bench_configs_share_data_and_budget_within_a_family() -> None:
+    regnn = runner.bench_config("regnn", "demo")
+    for name in ("face-only", "audio-only", "no-afrdl", "iresnet-motor", "no-mefl"):
+        c = runner.bench_config(name, "demo")
+        assert c.train == regnn.train  # the ablations train exactly like REGNN
+        assert c.model.width == regnn.model.width
+    assert regnn.train.epochs == runner.DEMO_REGNN_TRAIN["epochs"]
+    assert runner.bench_config("regnn", "full").train.epochs == 100
+    assert runner.bench_config("unet", "demo", threads=1).train.threads == 1
+
+
+# ---------------------------------------------------------------------------- references, metrics
+def test_reference_rows_are_the_react_trivial_references(synthetic_root: Path,
+                                                          tmp_path: Path) -> None:
+    data = runner._SplitData(synthetic_root, "test")
+    for name in REFERENCES:
+        rec = runner.run_reference(name, 0, tmp_path, data, k=2)
+        assert rec["system"] == name
+        assert json.loads((tmp_path / "runs" / name / "seed0" / "scores.json").read_text())[
+            "FRCorr"] == pytest.approx(rec["FRCorr"])
+    gt = json.loads((tmp_path / "runs" / "GT" / "seed0" / "scores.json").read_text())
+    assert gt["FRDist"] == pytest.approx(0.0, abs=1e-3) and gt["FRDiv"] == 0.0
+    rnd = json.loads((tmp_path / "runs" / "Random" / "seed0" / "scores.json").read_text())
+    assert rnd["FRDiv"] > 0 and rnd["FRCorr"] < gt["FRCorr"]
+
+
+def test_plain_diversity_metrics_match_their_definitions() -> None:
+    rng = np.random.default_rng(1)
+    pred = rng.random((3, 4, 10, 25))
+    N, K = 3, 4
+    div = np.mean([sum(((pred[n, i] - pred[n, j]) ** 2).sum() for i in range(K)
+                       for j in range(K) if i != j) / (K * (K - 1) * 250) for n in range(N)])
+    dvs = sum(((pred[a, i] - pred[b, i]) ** 2).sum() for i in range(K) for a in range(N)
+              for b in range(N) if a != b) / (N * (N - 1) * K) / 250
+    assert fr_div(pred) == pytest.approx(div)
+    assert fr_dvs(pred) == pytest.approx(dvs)
+    assert fr_var(pred) == pytest.approx(pred.var(axis=2, ddof=1).mean())
+    assert fr_div(pred[:, :1]) == 0.0
+
+
+def test_plain_synchrony_finds_the_lag_and_treats_constants_like_the_official_code() -> None:
+    rng = np.random.default_rng(2)
+    s = rng.standard_normal((1, 200, 25))
+    pred = np.zeros((1, 1, 200, 25))
+    pred[0, 0, 7:] = s[0, :-7]  # the reaction follows the speaker 7 frames later
+    pred[0, 0, :7] = rng.standard_normal((7, 25))
+    assert synchrony(pred, s) == 7.0
+    const = np.full((1, 1, 200, 25), 0.5)
+    assert synchrony(const, s) == 49.0  # the first lag (-49) is NaN: offset |49 - 0|
+
+
+def test_plain_scores_rank_the_real_reaction_first() -> None:
+    rng = np.random.default_rng(3)
+    lis = rng.random((4, 60, 25)).astype(np.float32)
+    spk = rng.random((4, 60, 25)).astype(np.float32)
+    A = np.eye(4, dtype=bool)
+    good = plain_scores(np.repeat(lis[:, None], 2, 1), spk, lis, A)
+    bad = plain_scores(rng.random((4, 2, 60, 25)).astype(np.float32), spk, lis, A)
+    assert good["FRCorr"] == pytest.approx(2.0, abs=1e-4) and good["FRDist"] == pytest.approx(0)
+    assert good["PCC"] == pytest.approx(1.0, abs=1e-6)
+    assert bad["FRCorr"] < 0.5 and bad["FRDist"] > 1.0
+    assert np.isnan(good["FRRea"])
