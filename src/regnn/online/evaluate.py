@@ -46,7 +46,7 @@ def _generate(module: Any, ds: Any, k: int, sigma: float, seed: int, progress: b
     preds = []
     t0 = time.perf_counter()
     for i in tqdm(range(len(ds)), desc=desc, unit="item", disable=not progress):
-        face = torch.from_numpy(np.ascontiguousarray(ds.speaker(i)))[None]
+        face = torch.from_numpy(np.array(ds.speaker(i), dtype=np.float32))[None]
         audio = torch.from_numpy(ds.audio(i))[None] if cfg.use_audio else None
         with torch.no_grad():
             pred, _ = module.generate_clips(face, audio, k, sigma, item_generator(seed, i))
