@@ -6,3 +6,7 @@
 * :mod:`regnn.online.protocol`, :mod:`regnn.online.server`, :mod:`regnn.online.client` — the
   WebSocket server of ``regnn serve`` and its JSON protocol (docs/online.md).
 """
+
+from regnn.online.stream import ReactionStream
+
+__all__ = ["ReactionStream"]

@@ -37,6 +37,7 @@ stream, so offline and streaming outputs are identical for the same input and se
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -186,9 +187,24 @@ class REGNNStream(ChunkedStream):
     attribute ranges and renormalises the expression probabilities of the emitted frames.
     """
 
-    def __init__(self, model: OnlineREGNN, k: int = 1, seed: int = 0, sigma: float = 0.6,
-                 noise: str = "scaled", generator: torch.Generator | None = None,
-                 smooth: bool = True, postprocess: bool = True) -> None:
+    def __init__(self, model: OnlineREGNN | OnlineREGNNModule | str | Path, k: int = 1,
+                 seed: int = 0, sigma: float | None = None, noise: str | None = None,
+                 generator: torch.Generator | None = None, smooth: bool = True,
+                 postprocess: bool = True) -> None:
+        if isinstance(model, str | Path):
+            from regnn.train import load_module
+
+            model = load_module(model)
+        if isinstance(model, OnlineREGNNModule):
+            gen_cfg = model.config.generate
+            sigma = gen_cfg.sigma if sigma is None else sigma
+            noise = gen_cfg.noise if noise is None else noise
+            model = model.online
+        if not isinstance(model, OnlineREGNN):
+            raise ConfigError(f"a REGNN stream needs an online model (regnn train --online), "
+                              f"got {type(model).__name__}")
+        sigma = 0.6 if sigma is None else sigma
+        noise = "scaled" if noise is None else noise
         cfg = model.net.cfg
         super().__init__(k, model.graph, model.hop, cfg.face_dim,
                          cfg.audio_dim if cfg.use_audio else 0)
