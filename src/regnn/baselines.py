@@ -14,12 +14,14 @@ Each returns predictions ``(N, K, T, 25)`` float32 for the N mirrored items of a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from regnn import schema
 from regnn.errors import ConfigError
+from regnn.utils.io import save_npy, write_json
 
 if TYPE_CHECKING:
     from regnn.data.react import ReactSplit
@@ -62,3 +64,29 @@ def trivial_predictions(name: str, split: ReactSplit, train: ReactSplit | None =
         mean = listeners.mean(axis=0) if name == "meanseq" else listeners.mean(axis=(0, 1))
         out = np.broadcast_to(mean.astype(np.float32), (n, k, T, schema.NUM_ATTRIBUTES))
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def write_baseline(name: str, root: str | Path, split: str, out_dir: str | Path, *,
+                   samples: int = 10, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Write reference ``name`` for every mirrored item of ``split`` as
+    ``OUT/<split>/<speaker_path>.npy`` (K, 750, 25) and ``OUT/baseline.json``."""
+    from regnn.data.react import ReactSplit
+
+    name = name.lower()
+    if name not in TRIVIAL:
+        raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(TRIVIAL)}")
+    ds = ReactSplit(root, split, audio=False)
+    train = ReactSplit(root, "train", audio=False) if name in ("meanseq", "meanfr") else None
+    pred = trivial_predictions(name, ds, train, k=samples, seed=seed)
+    out = Path(out_dir)
+    items = range(len(ds))
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc=f"baseline {name}", unit="item", leave=False)
+    for i in items:
+        save_npy(out / split / f"{ds.items[i].speaker_path}.npy", pred[i])
+    summary = {"baseline": name, "split": split, "items": len(ds), "K": samples,
+               "seed": seed, "data": str(Path(root).resolve())}
+    write_json(out / "baseline.json", summary)
+    return summary

@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "regnn.commands.train",
     "regnn.commands.generate",
     "regnn.commands.bench",
+    "regnn.commands.baseline",
+    "regnn.commands.evaluate",
     "regnn.commands.serve",
 )
 

@@ -135,20 +135,10 @@ REFERENCES: dict[str, str] = {"GT": "gt", "Random": "random", "Mime": "mime",
 
 
 def reference_predictions(name: str, data: _SplitData, k: int, seed: int) -> np.ndarray:
-    """``(N, k, T, 25)`` predictions of a trivial reference from :mod:`regnn.baselines`.
+    """``(N, k, T, 25)`` predictions of a trivial reference from :mod:`regnn.baselines`."""
+    from regnn.baselines import trivial_predictions
 
-    Accepts both forms of that module that exist on the branches being merged
-    (``trivial_predictions`` and ``baseline_predictions``).
-    """
-    import regnn.baselines as rb
-
-    key = REFERENCES[name]
-    if hasattr(rb, "trivial_predictions"):
-        return rb.trivial_predictions(key, data.ds, data.train_split(), k, seed)
-    seq, frame = rb.training_means(data.root)
-    return rb.baseline_predictions(key, data.speakers, data.listeners, k,
-                                   rng=np.random.default_rng(seed), mean_seq=seq,
-                                   mean_frame=frame)
+    return trivial_predictions(REFERENCES[name], data.ds, data.train_split(), k, seed)
 
 
 def run_reference(name: str, seed: int, out: Path, data: _SplitData, k: int) -> dict[str, Any]:

@@ -41,12 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from regnn.commands.synth import print_summary
     from regnn.config import load_config
     from regnn.data.check import check_dataset
-    from regnn.data.react import ReactSplit
     from regnn.data.synthetic import write_synthetic
     from regnn.generate import generate_predictions
     from regnn.report import write_report
     from regnn.train import train
-    from regnn.utils.io import write_json
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -93,9 +91,6 @@ def run(args: argparse.Namespace) -> int:
     t0 = _stage(5, "evaluating with the REACT metrics (test split)")
     rows = evaluate_with_references(data, pred, args.samples, args.seed)
     print_table(rows)
-    write_json(pred / "scores.json", {"scores": rows["REGNN"], "references": {
-        k: v for k, v in rows.items() if k != "REGNN"}, "split": "test",
-        "items": len(ReactSplit(data, "test", audio=False)), "K": args.samples})
     timings["evaluate"] = time.perf_counter() - t0
 
     t0 = _stage(6, "writing the HTML report")
@@ -111,22 +106,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate_with_references(data: Path, pred: Path, k: int, seed: int) -> dict[str, dict]:
-    """REACT scores of the generated reactions and of the trivial references, test split."""
-    import numpy as np
-
-    from regnn.baselines import trivial_predictions
+    """REACT scores of the generated reactions (also saved as ``PRED/scores.json``, with the
+    references under ``references``) and of the trivial references, test split."""
+    from regnn.baselines import TRIVIAL, trivial_predictions
     from regnn.data.react import ReactSplit
+    from regnn.evaluate import evaluate_predictions
     from regnn.metrics import compute_all
+    from regnn.utils.io import write_json
 
+    result = evaluate_predictions(data, "test", pred, progress=False, write=False)
+    rows = {"REGNN": result["scores"]}
     test = ReactSplit(data, "test", audio=False)
-    speakers, listeners, nb = test.speakers(), test.listeners(), test.neighbours
-    generated = np.stack([np.load(pred / "test" / f"{it.speaker_path}.npy")
-                          for it in test.items])
-    rows = {"REGNN": compute_all(generated, speakers, listeners, nb)}
     train_ds = ReactSplit(data, "train", audio=False)
-    for name in ("gt", "random", "mime", "meanseq", "meanfr"):
+    speakers, listeners, nb = test.speakers(), test.listeners(), test.neighbours
+    for name in TRIVIAL:
         refs = trivial_predictions(name, test, train_ds, k=k, seed=seed)
         rows[name] = compute_all(refs, speakers, listeners, nb)
+    result["references"] = {name: s for name, s in rows.items() if name != "REGNN"}
+    write_json(pred / "scores.json", result)
     return rows
 
 

@@ -3,7 +3,9 @@
 Inputs (NumPy arrays or torch tensors): ``pred`` (N, K, T, 25) generated reactions, K per
 speaker item; ``speaker`` and ``listener`` (N, T, 25), ``listener[j]`` being item j's real
 listener reaction; ``neighbours`` (N, N) 0/1, ``neighbours[k, j] = 1`` when listener j's real
-reaction is appropriate for speaker k. Semantics: ``docs/react-protocol.md`` section 4.
+reaction is appropriate for speaker k. The listener set may also be larger than the scored
+speakers (a subset of speakers scored against all M listeners of a split): ``listener``
+(M, T, 25) with ``neighbours`` (N, M). Semantics: ``docs/react-protocol.md`` section 4.
 
 ====== ==================================================== ===========
 key    definition                                           better
@@ -65,11 +67,11 @@ def _threads(workers: int | None) -> Iterator[None]:
         set_threads(previous)
 
 
-def _prepare(pred: Any, listener: Any, neighbours: Any
+def _prepare(pred: Any, listener: Any, neighbours: Any, *, same_length: bool = True
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     p = as_pred(pred)
-    lis = as_sequences(listener, "listener", p)
-    return p, lis, as_neighbours(neighbours, p.shape[0])
+    lis = as_sequences(listener, "listener", p, same_length=same_length, same_count=False)
+    return p, lis, as_neighbours(neighbours, p.shape[0], lis.shape[0])
 
 
 def fr_corr(pred: Any, listener: Any, neighbours: Any, *, workers: int | None = None
@@ -96,9 +98,7 @@ def fr_dist(pred: Any, listener: Any, neighbours: Any, *, workers: int | None = 
     """FRDist: for each prediction the least weighted DTW distance to a reaction of its
     speaker's appropriate set, summed over the K predictions, averaged over speakers.
     ``listener`` may have another length than ``pred`` (DTW aligns them)."""
-    p = as_pred(pred)
-    lis = as_sequences(listener, "listener", p, same_length=False)
-    nb = as_neighbours(neighbours, p.shape[0])
+    p, lis, nb = _prepare(pred, listener, neighbours, same_length=False)
     with _threads(workers):
         best = min_weighted_dtw(p, lis, nb, progress=progress)
     return float(best.sum(axis=1).mean())
@@ -136,7 +136,7 @@ def fr_rea(pred: Any, listener: Any) -> float:
     """FRRea (weight-free): Fréchet distance between the window features of the real and the
     generated reactions (:func:`regnn.metrics.realism.attribute_frechet`)."""
     p = as_pred(pred)
-    lis = as_sequences(listener, "listener", p, same_length=False)
+    lis = as_sequences(listener, "listener", p, same_length=False, same_count=False)
     return attribute_frechet(p, lis)
 
 
@@ -152,8 +152,8 @@ def compute_all(
     """
     p = as_pred(pred)
     sp = as_sequences(speaker, "speaker", p)
-    lis = as_sequences(listener, "listener", p)
-    nb = as_neighbours(neighbours, p.shape[0])
+    lis = as_sequences(listener, "listener", p, same_count=False)
+    nb = as_neighbours(neighbours, p.shape[0], lis.shape[0])
     spent: dict[str, float] = {}
     scores: dict[str, float] = {}
     with _threads(workers):

@@ -38,23 +38,27 @@ def as_pred(pred: Any) -> np.ndarray:
     return arr
 
 
-def as_sequences(x: Any, name: str, pred: np.ndarray, *, same_length: bool = True
-                 ) -> np.ndarray:
+def as_sequences(x: Any, name: str, pred: np.ndarray, *, same_length: bool = True,
+                 same_count: bool = True) -> np.ndarray:
     arr = as_array(x, name, 3)
-    if arr.shape[0] != pred.shape[0]:
+    if arr.shape[0] < 1:
+        raise ValueError(f"{name}: no sequences")
+    if same_count and arr.shape[0] != pred.shape[0]:
         raise ValueError(f"{name}: {arr.shape[0]} items but pred has {pred.shape[0]}")
     if same_length and arr.shape[1] != pred.shape[2]:
         raise ValueError(f"{name}: {arr.shape[1]} frames but pred has {pred.shape[2]}")
     return arr
 
 
-def as_neighbours(neighbours: Any, n: int) -> np.ndarray:
-    """The appropriateness matrix as bool (N, N); every row must have an appropriate item."""
+def as_neighbours(neighbours: Any, n: int, m: int | None = None) -> np.ndarray:
+    """The appropriateness matrix as bool (N, M) (M = N by default): row k lists the
+    listeners appropriate for speaker k; every row must have at least one."""
     if hasattr(neighbours, "detach") and hasattr(neighbours, "cpu"):
         neighbours = neighbours.detach().cpu().numpy()
     arr = np.asarray(neighbours)
-    if arr.shape != (n, n):
-        raise ValueError(f"neighbours: expected shape ({n}, {n}), got {arr.shape}")
+    m = n if m is None else m
+    if arr.shape != (n, m):
+        raise ValueError(f"neighbours: expected shape ({n}, {m}), got {arr.shape}")
     mask = arr == 1 if arr.dtype != bool else arr
     empty = np.flatnonzero(~mask.any(axis=1))
     if empty.size:

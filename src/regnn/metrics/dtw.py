@@ -25,10 +25,10 @@ Speed comes from exact devices only, none of which changes a value:
   cannot break this: cumulative sums of non-negative costs are monotone in floating point,
   and ``sqrt`` is correctly rounded.
 * **Best-first order.** When ``n == m`` the diagonal is a warping path, so each group's
-  Euclidean distance is an upper bound of its DTW. Candidates are tried in order of that
-  bound and the smallest bound is the starting "best", so early abandoning bites from the
-  first candidate on. (The minimum is then either a computed DTW or that bound, which equals
-  the DTW of its candidate whenever the candidate is dropped: exact.)
+  Euclidean distance is an upper bound of its DTW, and a cheap guess of it. Candidates are
+  tried in order of that bound, so the likely minimum is computed first and the others are
+  abandoned early. The result is bit-for-bit the minimum of the full search: an abandoned
+  candidate's computed distance is provably no smaller than the minimum.
 * **Parallel over (speaker, prediction) tasks** with ``numba.prange``; memory is one block
   of speakers at a time plus a few rows per thread (no cost matrix is ever stored).
 """
@@ -190,12 +190,11 @@ def _min_dtw_kernel(pred, listT, cand_ptr, cand_idx, out, lazy):
         Q = np.empty((3, m))
         order = np.arange(nc)
         best = np.inf
-        if lazy and n == m:
+        if lazy and n == m and nc > 1:
             ub = np.empty(nc)
             for c in range(nc):
                 ub[c] = _upper_bound(x, listT[cand_idx[lo + c]])
             order = np.argsort(ub)
-            best = ub[order[0]]
         for c in range(nc):
             j = cand_idx[lo + order[c]]
             d = _wdtw(x, listT[j], best if lazy else np.inf, c0, c1, c2, P, Q)

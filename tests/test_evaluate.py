@@ -1,0 +1,118 @@
+"""regnn baseline / regnn evaluate on the small synthetic dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from regnn.baselines import trivial_predictions
+from regnn.cli import main
+from regnn.data.react import ReactSplit
+from regnn.errors import DataError
+from regnn.evaluate import evaluate_predictions, load_predictions
+
+
+@pytest.fixture(scope="module")
+def gt_pred(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pred") / "gt"
+    assert main(["baseline", "gt", "--data", str(synthetic_root), "--out", str(out),
+                 "--samples", "3", "--no-progress"]) == 0
+    return out
+
+
+def test_gt_scores_and_json(synthetic_root: Path, gt_pred: Path, capsys) -> None:
+    assert main(["evaluate", "--data", str(synthetic_root), "--pred", str(gt_pred),
+                 "--no-progress", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "FRDist" in printed and "scores written to" in printed
+    res = json.loads((gt_pred / "scores.json").read_text())
+    ds = ReactSplit(synthetic_root, "test", audio=False)
+    assert res["items"] == len(ds) and res["K"] == 3 and res["split"] == "test"
+    assert res["scores"]["FRDist"] == 0.0
+    assert res["scores"]["FRDiv"] == 0.0
+    assert res["scores"]["PCC"] == pytest.approx(1.0)
+    assert res["scores"]["FRRea"] == pytest.approx(0.0, abs=1e-9)
+    assert set(res["scores"]) == {"FRCorr", "FRDist", "FRDiv", "FRVar", "FRDvs", "PCC",
+                                  "TLCC", "FRRea"}
+    assert res["dataset"]["items"] == len(ds) and "split_csv_sha256" in res["dataset"]
+    assert "commit" in res and res["timing"]["total_s"] > 0
+    assert res["timing"]["FRDist_s"] >= 0
+
+
+def test_official_pth_layout_gives_same_scores(synthetic_root: Path, gt_pred: Path,
+                                               tmp_path: Path) -> None:
+    ds = ReactSplit(synthetic_root, "test", audio=False)
+    for it in ds.items:
+        arr = np.load(gt_pred / "test" / f"{it.speaker_path}.npy")
+        folder = tmp_path / "official" / it.speaker_path
+        folder.mkdir(parents=True)
+        for j, reaction in enumerate(arr):
+            torch.save(torch.from_numpy(reaction.copy())[None], folder / f"result-{j}.pth")
+    a = evaluate_predictions(synthetic_root, "test", gt_pred, write=False, progress=False)
+    b = evaluate_predictions(synthetic_root, "test", tmp_path / "official", write=False,
+                             progress=False)
+    assert a["scores"] == b["scores"]
+
+
+def test_missing_and_malformed_items_are_listed(synthetic_root: Path, gt_pred: Path,
+                                                tmp_path: Path, capsys) -> None:
+    ds = ReactSplit(synthetic_root, "test", audio=False)
+    paths = [it.speaker_path for it in ds.items]
+    bad = tmp_path / "bad"
+    for sp in paths[2:]:
+        target = bad / "test" / f"{sp}.npy"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((gt_pred / "test" / f"{sp}.npy").read_bytes())
+    with pytest.raises(DataError, match=r"2 of \d+ items have no predictions.*" + paths[0]):
+        load_predictions(bad, "test", paths)
+    assert main(["evaluate", "--data", str(synthetic_root), "--pred", str(bad),
+                 "--no-progress"]) == 2
+    assert "have no predictions" in capsys.readouterr().err
+    for sp in paths[:2]:
+        np.save(bad / "test" / f"{sp}.npy", np.zeros((3, 700, 25), np.float32))
+    with pytest.raises(DataError, match=r"2 prediction\(s\) refused.*shape \(3, 700, 25\)"):
+        load_predictions(bad, "test", paths)
+    np.save(bad / "test" / f"{paths[0]}.npy", np.zeros((2, 750, 25), np.float32))
+    np.save(bad / "test" / f"{paths[1]}.npy", np.full((3, 750, 25), np.nan, np.float32))
+    with pytest.raises(DataError, match="non-finite"):
+        load_predictions(bad, "test", paths)
+    np.save(bad / "test" / f"{paths[1]}.npy", np.zeros((3, 750, 25), np.float32))
+    with pytest.raises(DataError, match="K = 2, most items have K = 3"):
+        load_predictions(bad, "test", paths)
+
+
+def test_baselines(synthetic_root: Path, tmp_path: Path) -> None:
+    ds = ReactSplit(synthetic_root, "test", audio=False)
+    for seed_run in ("a", "b"):
+        assert main(["baseline", "random", "--data", str(synthetic_root), "--out",
+                     str(tmp_path / seed_run), "--samples", "2", "--seed", "5",
+                     "--no-progress"]) == 0
+    sp = ds.items[0].speaker_path
+    a = np.load(tmp_path / "a" / "test" / f"{sp}.npy")
+    b = np.load(tmp_path / "b" / "test" / f"{sp}.npy")
+    np.testing.assert_array_equal(a, b)  # same seed, same output
+    assert a.shape == (2, 750, 25) and not np.array_equal(a[0], a[1])
+    assert (a[..., 15:17] < 0).any() and (a >= -1).all() and (a <= 1).all()
+    np.testing.assert_allclose(a[..., 17:].sum(-1), 1.0, rtol=1e-5)
+    # means come from the train split's listener reactions
+    train = ReactSplit(synthetic_root, "train", audio=False).listeners().astype(np.float64)
+    train_split = ReactSplit(synthetic_root, "train", audio=False)
+    seq = trivial_predictions("meanseq", ds, train_split, k=2)
+    np.testing.assert_allclose(seq[0, 0], train.mean(0), rtol=1e-5, atol=1e-6)
+    pred = trivial_predictions("meanfr", ds, train_split, k=2)
+    assert pred.shape == (len(ds), 2, 750, 25)
+    np.testing.assert_allclose(pred[1, 1, 5], train.mean((0, 1)), rtol=1e-5, atol=1e-6)
+    mime = trivial_predictions("mime", ds, k=1)
+    np.testing.assert_array_equal(mime[:, 0], ds.speakers())
+
+
+@pytest.mark.parametrize("cmd", ["evaluate", "baseline"])
+def test_help(cmd: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([cmd, "--help"])
+    assert exc.value.code == 0
+    assert "--data" in capsys.readouterr().out
