@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "regnn.commands.bench",
     "regnn.commands.baseline",
     "regnn.commands.evaluate",
+    "regnn.commands.serve",
 )
 
 

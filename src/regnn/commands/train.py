@@ -37,6 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. --set model.edge_channels=1 "
                         "(repeatable; VALUE is parsed as YAML)")
+    p.add_argument("--online", action="store_true",
+                   help="train the causal online variant (regnn.online.model): listener frame t "
+                        "depends on speaker frames <= t, generated chunk by chunk")
+    p.add_argument("--window", type=int, default=None,
+                   help="with --online: speaker frames one chunk sees (D, default 16)")
+    p.add_argument("--hop", type=int, default=None,
+                   help="with --online: listener frames generated per chunk (H, default 8)")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.ckpt")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config and exit")
@@ -57,6 +64,16 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
 
+    if getattr(args, "online", False):
+        from regnn.online.model import DEFAULT_HOP, DEFAULT_WINDOW, online_overrides
+
+        window = DEFAULT_WINDOW if args.window is None else args.window
+        hop = DEFAULT_HOP if args.hop is None else args.hop
+        for section, values in online_overrides(window, hop).items():
+            for key, value in values.items():
+                put(f"{section}.{key}", value)
+    elif getattr(args, "window", None) is not None or getattr(args, "hop", None) is not None:
+        raise ConfigError("--window and --hop set the online model's chunking: add --online")
     for item in args.set:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")

@@ -13,6 +13,7 @@ Ablations of REGNN are config switches of the ``regnn`` entry (``model.use_audio
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,9 @@ ModelBuilder = Callable[[dict[str, Any]], ReactionModule]
 
 MODELS: dict[str, type[ReactionModule]] = {"regnn": REGNNModule}
 
+# models living outside regnn.models, imported on first use ("module:Class")
+PLUGINS: dict[str, str] = {"regnn-online": "regnn.online.model:OnlineREGNNModule"}
+
 
 def register(name: str, cls: type[ReactionModule]) -> None:
     """Make ``cls`` available as ``--model name``."""
@@ -30,10 +34,13 @@ def register(name: str, cls: type[ReactionModule]) -> None:
 
 
 def model_class(name: str) -> type[ReactionModule]:
+    if name not in MODELS and name in PLUGINS:
+        module, cls = PLUGINS[name].split(":")
+        register(name, getattr(importlib.import_module(module), cls))
     try:
         return MODELS[name]
     except KeyError:
-        known = ", ".join(sorted(MODELS))
+        known = ", ".join(sorted(set(MODELS) | set(PLUGINS)))
         raise ConfigError(f"unknown model {name!r}; available: {known}") from None
 
 

@@ -1,0 +1,117 @@
+"""``regnn serve``: stream listener reactions to live speakers over WebSocket."""
+
+from __future__ import annotations
+
+import argparse
+
+from regnn.commands._common import subcommand
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = subcommand(
+        sub, "serve", "real-time reaction server (WebSocket, JSON messages)",
+        "Serve an online REGNN run (regnn train --online) over WebSocket: a client opens a "
+        "session with {\"type\": \"start\", \"k\": K, \"seed\": S}, sends speaker attribute "
+        "frames (25 values each) with their audio (base64 int16/float32 or a float list, any "
+        "sample rate) and gets back, for every speaker frame, the next listener frame of each "
+        "of the K reactions. One model serves all sessions, each with its own state. "
+        "GET /health returns a JSON status. Protocol: docs/online.md; client: "
+        "examples/online_client.py.",
+    )
+    p.add_argument("--run", help="run folder of an online model (regnn train --online)")
+    p.add_argument("--toy", action="store_true",
+                   help="serve the weight-free causal test stream instead of a run "
+                        "(for trying clients and measuring the server itself)")
+    p.add_argument("--checkpoint", default="best", help="checkpoint of the run: best or last")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (0: pick a free one)")
+    p.add_argument("--k-max", type=int, default=10, help="largest K a session may ask for")
+    p.add_argument("--max-sessions", type=int, default=32, help="concurrent sessions allowed")
+    p.add_argument("--workers", type=int, default=2,
+                   help="threads running the model (sessions are spread over them)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads per worker (1 is best for many small chunks)")
+    p.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING)")
+    p.set_defaults(func=run)
+
+
+def make_factory(run_dir: str | None, toy: bool, checkpoint: str = "best"):  # noqa: ANN201
+    """``(factory(k, seed, sigma) -> ReactionStream, model name)`` for a run or the toy."""
+    from regnn.errors import ConfigError
+
+    if toy:
+        from regnn.online.stream import ToyStream
+
+        return (lambda k, seed, sigma: ToyStream(k=k, seed=seed)), "toy"
+    if not run_dir:
+        raise ConfigError("give --run RUN (an online run from regnn train --online) or --toy")
+    from regnn.online.model import OnlineREGNNModule
+    from regnn.train import load_module
+
+    module = load_module(run_dir, checkpoint)
+    if not isinstance(module, OnlineREGNNModule):
+        raise ConfigError(f"{run_dir} holds an offline model ({module.config.model.name!r}), "
+                          "which needs the whole clip before reacting; train an online one "
+                          "with: regnn train --online ...")
+    module.online.motor_scales()  # compute the cached motor scales once, before sessions
+    name = f"regnn-online ({run_dir}, {checkpoint})"
+    return (lambda k, seed, sigma: module.stream(k, seed, sigma)), name
+
+
+def warm_up(factory) -> None:  # noqa: ANN001
+    """One throw-away session before serving: imports, filter banks and the model's first
+    call happen now, not in the first client's first frame."""
+    import numpy as np
+
+    stream = factory(1, 0, None)
+    rng = np.random.default_rng(0)
+    for rate in (16_000, 44_100, 48_000):
+        s = factory(1, 0, None)
+        s.push(rng.random((2, 25)).astype(np.float32),
+               rng.standard_normal(2 * rate // 25).astype(np.float32) * 0.1, rate)
+    stream.push(rng.random((20, 25)).astype(np.float32),
+                rng.standard_normal(20 * 640).astype(np.float32) * 0.1, 16_000)
+
+
+def run(args: argparse.Namespace) -> int:
+    from regnn.errors import ConfigError
+
+    if args.run and args.toy:
+        raise ConfigError("give either --run or --toy, not both")
+    for name in ("k_max", "max_sessions", "workers", "threads"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in [0, 65535], got {args.port}")
+    factory, model_name = make_factory(args.run, args.toy, args.checkpoint)
+    import asyncio
+    import logging
+
+    import torch
+
+    from regnn.online.server import ReactionServer
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
+    warm_up(factory)
+    server = ReactionServer(factory, args.host, args.port, k_max=args.k_max,
+                            max_sessions=args.max_sessions, workers=args.workers,
+                            model_name=model_name)
+
+    async def main() -> None:
+        await server.start()
+        print(f"regnn serve: {model_name} on {server.url}  "
+              f"(health: http://{server.host}:{server.port}/health; Ctrl-C stops)", flush=True)
+        try:
+            await asyncio.Future()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        print("regnn serve: stopped", flush=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    return 0

@@ -1,0 +1,95 @@
+"""A small synchronous client of ``regnn serve`` (examples, tests, scripts).
+
+    with ReactionClient("ws://127.0.0.1:8765") as client:
+        info = client.start(k=3, seed=0)
+        listener = client.send(face_frames, audio_samples, sample_rate=16000)  # (K, n_out, 25)
+        client.end()
+
+``health(url)`` fetches ``/health``. Errors sent by the server raise :class:`ServerError`
+(with the protocol's ``code``).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+import numpy as np
+
+from regnn import schema
+from regnn.online import protocol
+
+
+class ServerError(Exception):
+    def __init__(self, reply: dict[str, Any]) -> None:
+        super().__init__(f"{reply.get('code')}: {reply.get('message')}")
+        self.code = reply.get("code")
+        self.reply = reply
+
+
+def health(url: str, timeout: float = 5.0) -> dict[str, Any]:
+    """``GET /health`` of the server at ``url`` (``ws://host:port`` or ``http://host:port``)."""
+    http = url.replace("ws://", "http://", 1).rstrip("/")
+    for suffix in ("/ws",):
+        if http.endswith(suffix):
+            http = http[: -len(suffix)]
+    with urllib.request.urlopen(f"{http}/health", timeout=timeout) as resp:
+        return json.loads(resp.read().decode("utf-8"))
+
+
+class ReactionClient:
+    """Blocking WebSocket client: one session per connection."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url, self.timeout = url, timeout
+        self.info: dict[str, Any] = {}
+        self._ws: Any = None
+        self._seq = 0
+
+    def __enter__(self) -> ReactionClient:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        from websockets.sync.client import connect
+
+        self._ws = connect(self.url, open_timeout=self.timeout, max_size=2**24, legacy=True)
+
+    def close(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+            self._ws = None
+
+    def request(self, message: dict[str, Any] | str) -> dict[str, Any]:
+        """Send one message (a dict or raw text) and return the server's JSON reply."""
+        self._ws.send(message if isinstance(message, str) else json.dumps(message))
+        return json.loads(self._ws.recv(timeout=self.timeout))
+
+    def _check(self, reply: dict[str, Any]) -> dict[str, Any]:
+        if reply.get("type") == "error":
+            raise ServerError(reply)
+        return reply
+
+    def start(self, k: int = 1, seed: int = 0, sigma: float | None = None) -> dict[str, Any]:
+        msg: dict[str, Any] = {"type": "start", "k": k, "seed": seed}
+        if sigma is not None:
+            msg["sigma"] = sigma
+        self.info = self._check(self.request(msg))
+        return self.info
+
+    def send(self, face: np.ndarray, samples: np.ndarray | None = None,
+             sample_rate: int | None = None, encoding: str = "pcm_s16le") -> np.ndarray:
+        """Send speaker frames (and audio); returns the listener frames ``(K, n_out, 25)``."""
+        self._seq += 1
+        reply = self._check(self.request(protocol.frames_message(face, samples, sample_rate,
+                                                                 self._seq, encoding)))
+        frames = np.asarray(reply["frames"], dtype=np.float32)
+        k = int(self.info.get("k", frames.shape[0] if frames.ndim else 1))
+        return frames.reshape(k, -1, schema.NUM_ATTRIBUTES)
+
+    def end(self) -> dict[str, Any]:
+        return self._check(self.request({"type": "end"}))

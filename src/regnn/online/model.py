@@ -1,0 +1,289 @@
+r"""Online REGNN: the causal, chunk-by-chunk variant of the model (REACT task 2).
+
+The offline model (:class:`regnn.models.regnn.REGNN`, paper Sec. IV, Eqs. 3-15) sees a whole
+window of ``D`` speaker frames and decodes the listener's reaction *for the same frames*; its
+MEFL edges (Sec. IV-A) and motor attention (Eqs. 10-13) mix all frames of the window, so no
+frame of the output is causal. The online variant keeps the three processors unchanged and
+changes **what a window means**:
+
+* **Causal windows.** At speaker frame ``t = c·H`` (chunk ``c``, hop ``H``) the perceptual and
+  cognitive processors (Eqs. 3-4, with causally masked attention) see the speaker's frames
+  ``t-D+1 .. t`` only, and the window's graph stands for the *listener's* frames
+  ``t-D+H .. t+H-1``: the listener is modelled ``H-1`` frames behind the speaker. The motor
+  inverse (Eq. 5) decodes that window and its last ``H`` frames are the new chunk
+  ``t .. t+H-1``. Every listener frame ``τ`` therefore depends on speaker frames ``<= τ``
+  (strict frame-level causality; up to ``H-1`` frames of lag are the price, 280 ms for
+  ``H = 8``, within a listener's natural reaction delay).
+* **Training.** AFRDL (Eqs. 6-9) on the same pairs: a training window spans
+  ``L = D + H - 1`` frames; the speaker input is its first ``D`` frames and the appropriate
+  listener reactions (Eq. 6's ``g_m``) are its last ``D`` frames. Stored in the run config as
+  ``model.window = L`` and ``model.stride = H`` (``regnn train --online --window D --hop H``
+  writes them), so the ordinary windowed training data serve unchanged.
+* **Continuity across chunks** (carried state, per reaction ``k``):
+
+  1. *Latent noise.* The sample ``Ẑp + ε`` (Eq. 5) uses one noise value per (node, absolute
+     listener frame): the ``D - H`` frames a window shares with the previous one reuse the
+     previous window's noise, only the ``H`` new frames draw new noise. Reaction ``k`` keeps
+     its identity over time instead of being re-drawn every chunk.
+  2. *Boundary alignment.* The decoded window also covers frame ``t-1``, which was already
+     emitted. The difference ``δ = emitted[t-1] - window[t-1]`` is added to the new chunk with
+     a linear fade ``1 - (j+1)/(H+1)`` (``j = 0..H-1``), so the step from ``t-1`` to ``t`` is the
+     window's own step ``window[t] - window[t-1]`` (minus ``δ/(H+1)``), like any interior step.
+
+``generate`` (the offline path of the online model) feeds a whole clip through the same
+stream, so offline and streaming outputs are identical for the same input and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from regnn.config import ModelConfig
+from regnn.errors import ConfigError
+from regnn.models.module import ReactionModule
+from regnn.models.motor import InverseInfo, prepare_edges
+from regnn.models.regnn import REGNN
+from regnn.online.stream import ChunkedStream
+from regnn.schema import NUM_ATTRIBUTES, clip_to_ranges
+
+DEFAULT_WINDOW = 16  # D: speaker frames a chunk sees (0.64 s)
+DEFAULT_HOP = 8  # H: listener frames per chunk (0.32 s), as the REACT online baselines
+
+
+def online_overrides(window: int = DEFAULT_WINDOW, hop: int = DEFAULT_HOP) -> dict[str, Any]:
+    """Config overrides that make a run the online model with graph window ``D``, hop ``H``."""
+    if hop < 1:
+        raise ConfigError(f"--hop must be >= 1, got {hop}")
+    if window <= hop:
+        raise ConfigError(f"--window ({window}) must be larger than --hop ({hop}): the window "
+                          "overlaps the previous chunk by window - hop frames, which carry the "
+                          "state that keeps chunks continuous")
+    return {"model": {"name": "regnn-online", "causal": True, "window": window + hop - 1,
+                      "stride": hop}}
+
+
+class OnlineREGNN(nn.Module):
+    """Causal REGNN (module docstring): paper Eqs. 3-4 on past speaker frames, Eq. 5 per chunk.
+
+    ``cfg.window`` is the training span ``L = D + H - 1`` and ``cfg.stride`` the hop ``H``;
+    the graph has ``D = L - H + 1`` frames per node.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.hop = cfg.stride
+        self.graph = cfg.window - cfg.stride + 1
+        if self.graph <= self.hop:
+            raise ConfigError(
+                f"online model: model.window ({cfg.window}) must be at least 2 * model.stride "
+                f"({2 * cfg.stride}): the graph window D = window - stride + 1 must exceed the "
+                "hop; use regnn train --online --window D --hop H")
+        self.cfg = cfg
+        self.net = REGNN(dataclasses.replace(cfg, window=self.graph, stride=self.hop,
+                                             causal=True))
+
+    @property
+    def lag(self) -> int:
+        return self.hop - 1
+
+    @torch.no_grad()
+    def motor_scales(self) -> list[tuple[torch.Tensor, bool]]:
+        """Each motor layer's ``(γ, safe_exp)``, cached while the weights stay unchanged.
+
+        ``γ`` needs four spectral norms (SVDs) per layer; the offline inverse recomputes them
+        on every call, which at one small window per chunk is a large share of the cost. The
+        cache is keyed by the parameters' version counters, so a training step invalidates it.
+        """
+        key = tuple(p._version for p in self.net.motor.parameters())
+        if getattr(self, "_scales_key", None) != key:
+            self._scales = [(layer.gamma(), layer.logit_bound() > 60.0)
+                            for layer in self.net.motor.layers]
+            self._scales_key = key
+        return self._scales
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, edges: torch.Tensor, adjacency: torch.Tensor
+               ) -> tuple[torch.Tensor, InverseInfo]:
+        """Motor inverse (Eq. 5 by Eq. 14) with cached ``γ``: the same fixed-point iteration,
+        start (``x_0 = y``) and stopping rule as :meth:`regnn.models.motor.REGNNLayer.inverse`
+        (so the same result), without its after-the-fact residual check."""
+        net = self.net
+        if net.cfg.objective == "mse":
+            return net.decode(latents, edges, adjacency)
+        tol, max_iter = net.cfg.inverse_tol, net.cfg.inverse_max_iter
+        e0 = prepare_edges(edges, adjacency)
+        x = latents
+        info = InverseInfo()
+        for layer, (gamma, safe) in zip(reversed(net.motor.layers),
+                                        reversed(self.motor_scales())):
+            y, step, it = x, float("inf"), 0
+            ops = layer.edge_operands(e0)
+            for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
+                x_new = y - layer.phi(x, e0, adjacency, gamma, safe, ops)
+                step = (x_new - x).abs().max().item()
+                x = x_new
+                if step <= tol:
+                    break
+            info.iterations.append(it)
+            info.last_step.append(step)
+            info.converged = info.converged and step <= tol
+        return x.transpose(-1, -2), info
+
+    def losses(self, face: torch.Tensor | None, audio: torch.Tensor | None,
+               reactions: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+        """AFRDL losses on ``L``-frame windows: speaker frames ``[:D]``, listeners ``[H-1:]``."""
+        D, lag = self.graph, self.lag
+        return self.net.losses(None if face is None else face[:, :D],
+                               None if audio is None else audio[:, :D],
+                               reactions[:, :, lag:], valid)
+
+    def stream(self, k: int = 1, seed: int = 0, sigma: float = 0.6, noise: str = "scaled",
+               generator: torch.Generator | None = None, smooth: bool = True,
+               postprocess: bool = True) -> REGNNStream:
+        return REGNNStream(self, k, seed, sigma, noise, generator, smooth, postprocess)
+
+    @torch.no_grad()
+    def generate(self, face: torch.Tensor | np.ndarray | None,
+                 audio: torch.Tensor | np.ndarray | None, k: int = 10, sigma: float = 0.6,
+                 noise: str = "scaled", generator: torch.Generator | None = None,
+                 seed: int = 0, smooth: bool = True, postprocess: bool = True
+                 ) -> tuple[np.ndarray, InverseInfo]:
+        """Whole clips ``(N, T, F)`` -> ``(N, K, T, 25)`` through the streaming path.
+
+        Items draw their noise one after the other from ``generator`` (or from ``seed``).
+        """
+        ref = face if face is not None else audio
+        if ref is None:
+            raise ConfigError("generate needs the speaker's face or audio features")
+        g = generator if generator is not None else torch.Generator().manual_seed(seed)
+        outs, info = [], InverseInfo()
+        for i in range(ref.shape[0]):
+            s = self.stream(k, sigma=sigma, noise=noise, generator=g, smooth=smooth,
+                            postprocess=postprocess)
+            f = _np(face[i]) if face is not None else np.zeros((ref.shape[1], s.face_dim),
+                                                                np.float32)
+            a = _np(audio[i]) if (audio is not None and s.uses_audio) else None
+            outs.append(s.push_features(f, a))
+            info = info.merge(s.inverse_info)
+        return np.stack(outs), info
+
+
+def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+class REGNNStream(ChunkedStream):
+    """:class:`~regnn.online.stream.ReactionStream` of an :class:`OnlineREGNN` (K reactions).
+
+    Carried state per reaction: the latent noise of the ``D - H`` frames shared with the next
+    window and the last emitted frame (see the module docstring). ``smooth=False`` turns the
+    boundary alignment off (for the ablation in the tests); ``postprocess`` clips to the
+    attribute ranges and renormalises the expression probabilities of the emitted frames.
+    """
+
+    def __init__(self, model: OnlineREGNN | OnlineREGNNModule | str | Path, k: int = 1,
+                 seed: int = 0, sigma: float | None = None, noise: str | None = None,
+                 generator: torch.Generator | None = None, smooth: bool = True,
+                 postprocess: bool = True) -> None:
+        if isinstance(model, str | Path):
+            from regnn.train import load_module
+
+            model = load_module(model)
+        if isinstance(model, OnlineREGNNModule):
+            gen_cfg = model.config.generate
+            sigma = gen_cfg.sigma if sigma is None else sigma
+            noise = gen_cfg.noise if noise is None else noise
+            model = model.online
+        if not isinstance(model, OnlineREGNN):
+            raise ConfigError(f"a REGNN stream needs an online model (regnn train --online), "
+                              f"got {type(model).__name__}")
+        sigma = 0.6 if sigma is None else sigma
+        noise = "scaled" if noise is None else noise
+        cfg = model.net.cfg
+        super().__init__(k, model.graph, model.hop, cfg.face_dim,
+                         cfg.audio_dim if cfg.use_audio else 0)
+        if noise not in ("scaled", "gaussian"):
+            raise ConfigError(f"unknown noise mode {noise!r}; expected 'scaled' or 'gaussian'")
+        if sigma < 0:
+            raise ConfigError(f"sigma must be >= 0, got {sigma}")
+        self.model, self.sigma, self.noise = model, float(sigma), noise
+        self.use_face = cfg.use_face
+        self.smooth, self.postprocess = smooth, postprocess
+        self.generator = generator if generator is not None else \
+            torch.Generator().manual_seed(int(seed))
+        self.inverse_info = InverseInfo()
+        self._eps: torch.Tensor | None = None  # (K, I, D) noise of the current window frames
+        self._last: np.ndarray | None = None  # (K, 25) last emitted frame, before clipping
+        H = self.hop
+        self._fade = (1.0 - np.arange(1, H + 1, dtype=np.float32) / (H + 1))[None, :, None]
+
+    def describe(self) -> dict:
+        return {**super().describe(), "sigma": self.sigma, "lag": self.model.lag}
+
+    def _new_noise(self, frames: int) -> torch.Tensor:
+        eps = torch.randn((self.k, NUM_ATTRIBUTES, frames), generator=self.generator)
+        if self.noise == "gaussian":
+            return eps * self.sigma
+        limit = self.sigma**0.5  # the model's "scaled" noise, bounded per chunk
+        peak = eps.abs().amax(dim=(1, 2), keepdim=True)
+        return eps * torch.clamp(limit / peak, max=1.0)
+
+    def _advance_noise(self) -> torch.Tensor:
+        D, H = self.context, self.hop
+        if self._eps is None:
+            self._eps = self._new_noise(D)
+        else:
+            self._eps = torch.cat([self._eps[:, :, H:], self._new_noise(H)], dim=2)
+        return self._eps
+
+    @torch.inference_mode()
+    def _chunk(self, face: np.ndarray, audio: np.ndarray | None, t: int) -> np.ndarray:
+        net = self.model.net
+        D, H = self.context, self.hop
+        f = torch.from_numpy(np.ascontiguousarray(face))[None] if self.use_face else None
+        a = torch.from_numpy(np.ascontiguousarray(audio))[None] if audio is not None else None
+        zp, edges, adjacency = net.distribution(f, a)  # (1, I, D)
+        latents = zp[:, None] + self._advance_noise()[None]  # (1, K, I, D)
+        x, info = self.model.decode(latents, edges, adjacency)  # (1, K, D, 25)
+        self.inverse_info = self.inverse_info.merge(info)
+        w = x[0].numpy()
+        new = w[:, D - H:]
+        if self.smooth and self._last is not None:
+            new = new + (self._last - w[:, D - H - 1])[:, None] * self._fade
+        self._last = new[:, -1].copy()
+        return clip_to_ranges(new) if self.postprocess else new
+
+
+class OnlineREGNNModule(ReactionModule):
+    """Lightning module of the online model: ``regnn train --online`` (registered as
+    ``regnn-online``). Training is AFRDL on causal windows; generation is the streaming path."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.online = OnlineREGNN(self.config.model)
+
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.online.losses(batch.get("face"), batch.get("audio"), batch["reactions"],
+                                  batch["valid"])
+
+    def stream(self, k: int = 1, seed: int = 0, sigma: float | None = None,
+               generator: torch.Generator | None = None, smooth: bool = True
+               ) -> REGNNStream:
+        """A new :class:`REGNNStream` with the run's noise mode and σ (unless given)."""
+        g = self.config.generate
+        return self.online.stream(k, seed, g.sigma if sigma is None else sigma, g.noise,
+                                  generator, smooth)
+
+    def generate_clips(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int,
+                       sigma: float, generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, InverseInfo]:
+        pred, info = self.online.generate(face, audio, k, sigma, self.config.generate.noise,
+                                          generator)
+        self.inverse_info = self.inverse_info.merge(info)
+        return torch.from_numpy(pred), info

@@ -1,0 +1,258 @@
+"""The JSON message protocol of ``regnn serve`` (version 1). Full description: docs/online.md.
+
+Every message is one JSON object in a WebSocket **text** message, with a ``"type"``.
+
+Client -> server
+
+* ``{"type": "start", "k": 3, "seed": 0, "sigma": 0.6}`` opens the session (``k``, ``seed``
+  and ``sigma`` optional: 1, 0 and the model's default).
+* ``{"type": "frames", "seq": 7, "face": [[25 numbers], ...], "audio": {...}}`` sends the next
+  speaker frames (``face``: one frame ``[25 numbers]`` or a list of frames, in the REACT
+  attribute order) and optionally the audio recorded with them::
+
+      "audio": {"sample_rate": 16000, "encoding": "pcm_s16le", "data": "<base64>",
+                "channels": 1}
+
+  ``encoding``: ``pcm_s16le`` (base64 of little-endian int16), ``f32le`` (base64 of
+  little-endian float32) or ``float`` (``data`` is a JSON list of numbers in [-1, 1]);
+  multi-channel data is interleaved and mixed to mono. ``seq`` is optional and echoed back.
+* ``{"type": "end"}`` closes the session (the server replies ``ended`` and closes).
+
+Server -> client
+
+* ``started``: ``session``, ``protocol``, ``k``, ``seed``, ``sigma``, ``fps``, ``hop``,
+  ``context``, ``uses_audio``, ``attributes`` (the 25 names), ``model``.
+* ``reaction`` (one per ``frames`` message): ``seq``, ``start`` (index of the first listener
+  frame returned), ``frames`` (``K`` lists of ``n_out`` frames of 25 numbers; ``n_out`` may be
+  0 while audio is missing), ``frames_in`` (speaker frames received so far), ``compute_ms``.
+* ``ended``: ``frames_in``, ``frames_out``.
+* ``error``: ``code``, ``message`` (and ``seq`` when known). A malformed message is answered
+  with an error and the session goes on unchanged; codes: ``bad-json``, ``bad-message``,
+  ``no-session``, ``already-started``, ``bad-face``, ``bad-audio``, ``rejected`` (e.g. the face
+  frames run too far ahead of the audio), ``busy`` (session limit), ``internal``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from regnn import schema
+
+PROTOCOL_VERSION = 1
+MAX_FRAMES_PER_MESSAGE = 250  # 10 s at 25 fps
+MAX_AUDIO_SECONDS = 12.0
+MAX_SAMPLE_RATE = 192_000
+ENCODINGS = ("pcm_s16le", "f32le", "float")
+
+
+class ProtocolError(Exception):
+    """A message the server cannot accept; ``code`` is sent back to the client."""
+
+    def __init__(self, code: str, message: str, seq: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.seq = code, message, seq
+
+    def reply(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.seq is not None:
+            out["seq"] = self.seq
+        return out
+
+
+@dataclass
+class Start:
+    k: int = 1
+    seed: int = 0
+    sigma: float | None = None
+
+
+@dataclass
+class Frames:
+    face: np.ndarray  # (n, 25) float32
+    samples: np.ndarray | None = None  # (m,) float32 mono
+    sample_rate: int | None = None
+    seq: Any = None
+
+
+@dataclass
+class End:
+    pass
+
+
+def parse(raw: str | bytes, k_max: int = 10) -> Start | Frames | End:
+    """Validate one client message; raises :class:`ProtocolError` with a precise message."""
+    if isinstance(raw, bytes):
+        raise ProtocolError("bad-message", "binary WebSocket messages are not supported: send "
+                            "JSON text messages (audio goes base64-encoded inside them)")
+    try:
+        msg = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ProtocolError("bad-json", f"message is not valid JSON: {exc}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("bad-message", f"a message must be a JSON object, got "
+                            f"{type(msg).__name__}")
+    seq = msg.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int | str)):
+        raise ProtocolError("bad-message", "'seq' must be an integer or a string")
+    kind = msg.get("type")
+    if kind == "start":
+        return _parse_start(msg, k_max)
+    if kind == "frames":
+        face = _parse_face(msg.get("face"), seq)
+        samples, rate = _parse_audio(msg.get("audio"), seq)
+        return Frames(face, samples, rate, seq)
+    if kind == "end":
+        return End()
+    raise ProtocolError("bad-message", f"unknown message type {kind!r}; expected 'start', "
+                        "'frames' or 'end'", seq)
+
+
+def _int_field(msg: dict, key: str, default: int, lo: int, hi: int) -> int:
+    value = msg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError("bad-message", f"'{key}' must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ProtocolError("bad-message", f"'{key}' must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def _parse_start(msg: dict, k_max: int) -> Start:
+    unknown = set(msg) - {"type", "k", "seed", "sigma", "seq"}
+    if unknown:
+        raise ProtocolError("bad-message", f"unknown field(s) in 'start': {sorted(unknown)}; "
+                            "expected k, seed, sigma")
+    k = _int_field(msg, "k", 1, 1, k_max)
+    seed = _int_field(msg, "seed", 0, 0, 2**63 - 1)
+    sigma = msg.get("sigma")
+    if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, int | float)
+                              or not 0 <= sigma <= 10):
+        raise ProtocolError("bad-message", f"'sigma' must be a number in [0, 10], got {sigma!r}")
+    return Start(k, seed, None if sigma is None else float(sigma))
+
+
+def _parse_face(face: Any, seq: Any) -> np.ndarray:
+    n_attr = schema.NUM_ATTRIBUTES
+    if face is None:
+        raise ProtocolError("bad-face", "a 'frames' message needs 'face': one frame of "
+                            f"{n_attr} numbers or a list of such frames", seq)
+    if not isinstance(face, list) or not face:
+        raise ProtocolError("bad-face", f"'face' must be a non-empty list, got {face!r:.60}", seq)
+    if not isinstance(face[0], list):
+        face = [face]
+    if len(face) > MAX_FRAMES_PER_MESSAGE:
+        raise ProtocolError("bad-face", f"{len(face)} frames in one message; at most "
+                            f"{MAX_FRAMES_PER_MESSAGE} (10 s) per message", seq)
+    for i, row in enumerate(face):
+        if not isinstance(row, list) or len(row) != n_attr:
+            got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+            raise ProtocolError("bad-face", f"face frame {i} must be a list of {n_attr} numbers "
+                                f"(the REACT attributes, AU1..Contempt), got {got}", seq)
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ProtocolError("bad-face", f"face frame {i}, attribute {j} "
+                                    f"({schema.ATTRIBUTE_NAMES[j]}) is not a number: {v!r:.40}",
+                                    seq)
+    arr = np.asarray(face, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        i, j = np.argwhere(~np.isfinite(arr))[0]
+        raise ProtocolError("bad-face", f"face frame {i}, attribute {j} "
+                            f"({schema.ATTRIBUTE_NAMES[j]}) is not finite", seq)
+    return arr
+
+
+def _parse_audio(audio: Any, seq: Any) -> tuple[np.ndarray | None, int | None]:
+    if audio is None:
+        return None, None
+    if not isinstance(audio, dict):
+        raise ProtocolError("bad-audio", "'audio' must be an object with sample_rate, encoding "
+                            "and data", seq)
+    unknown = set(audio) - {"sample_rate", "encoding", "data", "channels"}
+    if unknown:
+        raise ProtocolError("bad-audio", f"unknown field(s) in 'audio': {sorted(unknown)}", seq)
+    rate = audio.get("sample_rate")
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1000 <= rate <= MAX_SAMPLE_RATE:
+        raise ProtocolError("bad-audio", f"'audio.sample_rate' must be an integer in "
+                            f"[1000, {MAX_SAMPLE_RATE}] Hz, got {rate!r}", seq)
+    channels = audio.get("channels", 1)
+    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 8:
+        raise ProtocolError("bad-audio", f"'audio.channels' must be an integer in [1, 8], "
+                            f"got {channels!r}", seq)
+    enc = audio.get("encoding", "pcm_s16le")
+    data = audio.get("data")
+    if enc not in ENCODINGS:
+        raise ProtocolError("bad-audio", f"'audio.encoding' must be one of {list(ENCODINGS)}, "
+                            f"got {enc!r}", seq)
+    if enc == "float":
+        if not isinstance(data, list) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in data):
+            raise ProtocolError("bad-audio", "'audio.data' must be a list of numbers for "
+                                "encoding 'float'", seq)
+        x = np.asarray(data, dtype=np.float32)
+    else:
+        if not isinstance(data, str):
+            raise ProtocolError("bad-audio", f"'audio.data' must be a base64 string for "
+                                f"encoding {enc!r}", seq)
+        try:
+            buf = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ProtocolError("bad-audio", f"'audio.data' is not valid base64: {exc}",
+                                seq) from None
+        width = 2 if enc == "pcm_s16le" else 4
+        if len(buf) % (width * channels):
+            raise ProtocolError("bad-audio", f"'audio.data' has {len(buf)} bytes, not a "
+                                f"multiple of {width * channels} ({channels} channel(s) of "
+                                f"{enc})", seq)
+        if enc == "pcm_s16le":
+            x = np.frombuffer(buf, dtype="<i2").astype(np.float32) / 32768.0
+        else:
+            x = np.frombuffer(buf, dtype="<f4").astype(np.float32)
+    if x.size % channels:
+        raise ProtocolError("bad-audio", f"{x.size} samples is not a multiple of "
+                            f"{channels} channels", seq)
+    if not np.isfinite(x).all():
+        raise ProtocolError("bad-audio", "audio samples contain NaN or infinite values", seq)
+    if x.size / channels > MAX_AUDIO_SECONDS * rate:
+        raise ProtocolError("bad-audio", f"more than {MAX_AUDIO_SECONDS:g} s of audio in one "
+                            "message", seq)
+    if channels > 1:
+        x = x.reshape(-1, channels).mean(axis=1)
+    return x, rate
+
+
+# -- encoding helpers used by clients ---------------------------------------------------------
+def encode_audio(samples: np.ndarray, sample_rate: int, encoding: str = "pcm_s16le"
+                 ) -> dict[str, Any]:
+    """The ``audio`` object of a ``frames`` message for mono float samples in [-1, 1]."""
+    x = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if encoding == "pcm_s16le":
+        data = base64.b64encode(
+            (np.clip(x, -1.0, 32767 / 32768) * 32768.0).round().astype("<i2").tobytes()
+        ).decode("ascii")
+    elif encoding == "f32le":
+        data = base64.b64encode(x.astype("<f4").tobytes()).decode("ascii")
+    elif encoding == "float":
+        data = x.tolist()
+    else:
+        raise ValueError(f"unknown audio encoding {encoding!r}; expected one of {ENCODINGS}")
+    return {"sample_rate": int(sample_rate), "encoding": encoding, "data": data}
+
+
+def frames_message(face: np.ndarray, samples: np.ndarray | None = None,
+                   sample_rate: int | None = None, seq: Any = None,
+                   encoding: str = "pcm_s16le") -> str:
+    """A ``frames`` message (JSON text) for ``face (n, 25)`` and optional mono samples."""
+    msg: dict[str, Any] = {"type": "frames", "face": np.asarray(face, np.float32)
+                           .reshape(-1, schema.NUM_ATTRIBUTES).round(5).tolist()}
+    if seq is not None:
+        msg["seq"] = seq
+    if samples is not None and np.size(samples):
+        if sample_rate is None:
+            raise ValueError("sample_rate is required with audio samples")
+        msg["audio"] = encode_audio(samples, sample_rate, encoding)
+    return json.dumps(msg)

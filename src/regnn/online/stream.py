@@ -1,0 +1,292 @@
+"""The streaming interface: speaker frames and audio in, listener frames for K reactions out.
+
+:class:`ReactionStream` is what the server (:mod:`regnn.online.server`), the online
+evaluation and the benchmarks talk to::
+
+    stream = SomeStream(..., k=3, seed=0)
+    out = stream.push(face_frames, audio_samples, sample_rate)   # (K, n_out, 25)
+
+``push`` takes the next ``n`` speaker frames ``(n, 25)`` (or ``(25,)`` for one) and the audio
+recorded since the previous call, and returns the next listener frames of each of the K
+reactions, **in lockstep**: listener frame ``t`` is returned by the call that completes
+speaker frame ``t`` (its face attributes and, for models that listen, the audio up to the
+end of its 40 ms). When audio lags behind the face frames, the frames wait and are returned by
+a later call, so ``n_out`` may differ from ``n``; over a whole session ``sum(n_out)`` equals the
+number of complete speaker frames. Listener frame ``t`` may depend only on speaker frames
+``<= t`` (causality; the tests check it).
+
+:class:`ChunkedStream` implements the buffering common to chunk-wise generators: every
+``hop`` frames, at speaker frame ``t = c * hop``, it hands the last ``context`` speaker frames
+(``<= t``, left-padded by repeating frame 0 at the start of a session) to :meth:`_chunk`,
+which returns the listener frames ``t .. t + hop - 1`` of the K reactions; these are then
+released one per completed speaker frame. Subclasses implement only :meth:`_chunk`.
+
+:class:`ToyStream` is a small deterministic causal stream with no trained weights, used to
+test and benchmark the server independently of a model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from regnn import schema
+from regnn.errors import ConfigError, DataError
+from regnn.online.audio import StreamingLogMel
+
+NUM = schema.NUM_ATTRIBUTES
+
+
+class ReactionStream(ABC):
+    """Interface of a streaming reaction generator (see the module docstring).
+
+    ``ReactionStream(model, k=3, seed=0)`` itself builds the stream of an online REGNN:
+    ``model`` is an :class:`~regnn.online.model.OnlineREGNN`, a loaded online run
+    (:class:`~regnn.online.model.OnlineREGNNModule`) or the path of a run folder; the other
+    arguments are those of :class:`~regnn.online.model.REGNNStream`.
+    """
+
+    k: int
+    fps: int = schema.FPS
+    uses_audio: bool = True
+
+    def __new__(cls, *args: object, **kwargs: object) -> ReactionStream:
+        if cls is ReactionStream:  # the interface called as a constructor: the REGNN stream
+            from regnn.online.model import REGNNStream
+
+            return super().__new__(REGNNStream)
+        return super().__new__(cls)
+
+    @abstractmethod
+    def push(self, face_frames: np.ndarray, audio_samples: np.ndarray | None = None,
+             sample_rate: int | None = None) -> np.ndarray:
+        """Next speaker frames and audio -> next listener frames ``(K, n_out, 25)``."""
+
+    @abstractmethod
+    def push_features(self, face_frames: np.ndarray,
+                      audio_features: np.ndarray | None = None) -> np.ndarray:
+        """Like :meth:`push` with per-frame audio features ``(m, audio_dim)`` instead of samples
+        (what the offline path reads from the dataset)."""
+
+    @property
+    @abstractmethod
+    def frames_in(self) -> int:
+        """Speaker face frames received so far."""
+
+    @property
+    @abstractmethod
+    def frames_out(self) -> int:
+        """Listener frames returned so far."""
+
+    def describe(self) -> dict:
+        """What a client needs to know (sent in the server's ``started`` reply)."""
+        return {"k": self.k, "fps": self.fps, "uses_audio": self.uses_audio}
+
+
+class ChunkedStream(ReactionStream):
+    """Buffering, audio feature extraction and lockstep release for chunk-wise generators.
+
+    ``context``: speaker frames handed to :meth:`_chunk` (the current one and the past
+    ``context - 1``); ``hop``: frames generated per chunk; ``audio_dim``: per-frame audio
+    features (0 when the model does not listen); ``max_lag``: how many frames the face may run
+    ahead of the audio (or the audio ahead of the face); a push that would exceed it is refused
+    with a :class:`~regnn.errors.DataError` and leaves the stream unchanged.
+    """
+
+    def __init__(self, k: int, context: int, hop: int, face_dim: int = NUM,
+                 audio_dim: int = 0, max_lag: int = 250) -> None:
+        if k < 1:
+            raise ConfigError(f"k (reactions per speaker) must be >= 1, got {k}")
+        if hop < 1 or context < 1:
+            raise ConfigError(f"hop and context must be >= 1, got hop={hop}, context={context}")
+        self.k, self.context, self.hop = int(k), int(context), int(hop)
+        self.face_dim, self.audio_dim = face_dim, audio_dim
+        self.uses_audio = audio_dim > 0
+        self.max_lag = max_lag
+        cap = context + max_lag + 1
+        self._face = np.zeros((cap, face_dim), dtype=np.float32)
+        self._audio = np.zeros((cap, max(audio_dim, 0)), dtype=np.float32)
+        self._base = 0  # absolute frame index of buffer row 0
+        self._n_face = 0  # absolute counts
+        self._n_audio = 0
+        self._done = 0  # complete speaker frames processed (= listener frames released)
+        self._pending = np.zeros((k, 0, NUM), dtype=np.float32)
+        self._pending_start = 0
+        self._first_face: np.ndarray | None = None
+        self._first_audio: np.ndarray | None = None
+        self._logmel: StreamingLogMel | None = None
+
+    # -- the one thing a subclass provides ---------------------------------------------------
+    @abstractmethod
+    def _chunk(self, face: np.ndarray, audio: np.ndarray | None, t: int) -> np.ndarray:
+        """Speaker context ``face (context, face_dim)``, ``audio (context, audio_dim)`` ending at
+        frame ``t`` -> listener frames ``t .. t + hop - 1`` as ``(K, hop, 25)``."""
+
+    # -- ReactionStream ----------------------------------------------------------------------
+    @property
+    def frames_in(self) -> int:
+        return self._n_face
+
+    @property
+    def frames_out(self) -> int:
+        return self._done
+
+    def describe(self) -> dict:
+        return {**super().describe(), "hop": self.hop, "context": self.context}
+
+    def push(self, face_frames: np.ndarray, audio_samples: np.ndarray | None = None,
+             sample_rate: int | None = None) -> np.ndarray:
+        face = self._check_face(face_frames)
+        feats = None
+        if self.uses_audio and audio_samples is not None and np.size(audio_samples):
+            if sample_rate is None:
+                raise DataError("audio samples were given without a sample rate")
+            if self._logmel is not None and self._logmel.sample_rate != sample_rate:
+                raise DataError(f"the audio sample rate changed within a session "
+                                f"({self._logmel.sample_rate} -> {sample_rate} Hz)")
+            logmel = self._logmel or StreamingLogMel(sample_rate)
+            # refuse before any state changes (an upper bound of the frames the audio adds)
+            self._check_lag(face.shape[0], logmel.frames_after(np.shape(audio_samples)[0]))
+            self._logmel = logmel
+            feats = logmel.push(audio_samples)
+        else:
+            self._check_lag(face.shape[0], 0)
+        self._append(face, feats)
+        return self._release()
+
+    def push_features(self, face_frames: np.ndarray,
+                      audio_features: np.ndarray | None = None) -> np.ndarray:
+        face = self._check_face(face_frames)
+        audio = None
+        if self.uses_audio and audio_features is not None:
+            audio = np.asarray(audio_features, dtype=np.float32)
+            if audio.ndim != 2 or audio.shape[1] != self.audio_dim:
+                raise DataError(f"audio features must have shape (m, {self.audio_dim}), "
+                                f"got {tuple(audio.shape)}")
+            if not np.isfinite(audio).all():
+                raise DataError("audio features contain NaN or infinite values")
+        self._check_lag(face.shape[0], 0 if audio is None else audio.shape[0])
+        self._append(face, audio)
+        return self._release()
+
+    def _check_face(self, face_frames: np.ndarray) -> np.ndarray:
+        face = np.asarray(face_frames, dtype=np.float32)
+        if face.ndim == 1:
+            face = face[None]
+        if face.ndim != 2 or face.shape[1] != self.face_dim:
+            raise DataError(f"face frames must have shape (n, {self.face_dim}), "
+                            f"got {tuple(face.shape)}")
+        if not np.isfinite(face).all():
+            raise DataError("face frames contain NaN or infinite values")
+        return face
+
+    def _check_lag(self, n_face: int, n_audio: int) -> None:
+        """Refuse a push that would leave one stream more than ``max_lag`` frames ahead
+        (bounded memory per session); a push that reduces the gap is always accepted."""
+        if not self.uses_audio:
+            return
+        before = self._n_face - self._n_audio
+        after = before + n_face - n_audio
+        if abs(after) > self.max_lag and abs(after) > abs(before):
+            ahead, behind = ("face frames", "audio") if after > 0 else ("audio", "face frames")
+            raise DataError(f"the {ahead} would be {abs(after)} frames ahead of the {behind} "
+                            f"(at most {self.max_lag}); send the {behind} that go with them")
+
+    # -- internals ---------------------------------------------------------------------------
+    def _ready(self) -> int:
+        return min(self._n_face, self._n_audio) if self.uses_audio else self._n_face
+
+    def _append(self, face: np.ndarray, audio: np.ndarray | None) -> None:
+        if self._first_face is None and face.shape[0]:
+            self._first_face = face[0].copy()
+        if audio is not None and self._first_audio is None and audio.shape[0]:
+            self._first_audio = audio[0].copy()
+        end = max(self._n_face + face.shape[0], self._n_audio + (0 if audio is None
+                                                                  else audio.shape[0]))
+        self._make_room(end)
+        i = self._n_face - self._base
+        self._face[i:i + face.shape[0]] = face
+        self._n_face += face.shape[0]
+        if audio is not None:
+            j = self._n_audio - self._base
+            self._audio[j:j + audio.shape[0]] = audio
+            self._n_audio += audio.shape[0]
+
+    def _make_room(self, end: int) -> None:
+        """Keep absolute frames ``[done - context + 1, end)`` in the buffers."""
+        cap = self._face.shape[0]
+        if end - self._base <= cap:
+            return
+        keep_from = max(self._done - self.context + 1, 0)
+        old_end = max(self._n_face, self._n_audio)
+        new_cap = max(cap, end - keep_from)
+        lo, hi = keep_from - self._base, old_end - self._base
+        for name in ("_face", "_audio"):
+            buf = getattr(self, name)
+            new = np.zeros((new_cap, buf.shape[1]), dtype=np.float32)
+            new[: hi - lo] = buf[lo:hi]
+            setattr(self, name, new)
+        self._base = keep_from
+
+    def _window(self, buf: np.ndarray, first: np.ndarray | None, t: int) -> np.ndarray:
+        """Frames ``t - context + 1 .. t`` (frame 0 repeated before the start)."""
+        lo = t - self.context + 1
+        if lo >= 0:
+            return buf[lo - self._base: t + 1 - self._base]
+        pad = np.repeat(first[None], -lo, axis=0)
+        return np.concatenate([pad, buf[: t + 1 - self._base]])
+
+    def _release(self) -> np.ndarray:
+        ready = self._ready()
+        outs = []
+        while self._done < ready:
+            t = self._done
+            if t >= self._pending_start + self._pending.shape[1]:
+                face = self._window(self._face, self._first_face, t)
+                audio = (self._window(self._audio, self._first_audio, t)
+                         if self.uses_audio else None)
+                chunk = np.asarray(self._chunk(face, audio, t), dtype=np.float32)
+                if chunk.shape != (self.k, self.hop, NUM):
+                    raise RuntimeError(f"{type(self).__name__}._chunk returned "
+                                       f"{chunk.shape}, expected {(self.k, self.hop, NUM)}")
+                self._pending, self._pending_start = chunk, t
+            take = min(ready, self._pending_start + self._pending.shape[1]) - t
+            lo = t - self._pending_start
+            outs.append(self._pending[:, lo:lo + take])
+            self._done += take
+        if not outs:
+            return np.zeros((self.k, 0, NUM), dtype=np.float32)
+        return np.concatenate(outs, axis=1) if len(outs) > 1 else outs[0].copy()
+
+
+class ToyStream(ChunkedStream):
+    """A deterministic causal stand-in for a trained model (no weights to train or load).
+
+    Reaction ``k`` is a fixed random linear mix of the mean of the speaker's last ``context``
+    frames (and of its audio features), plus a per-reaction offset drawn from ``seed``, squashed
+    into the attribute ranges. Causal by construction; same seed, same output. ``work`` extra
+    matrix products per chunk let benchmarks emulate a heavier model.
+    """
+
+    def __init__(self, k: int = 1, seed: int = 0, context: int = 16, hop: int = 8,
+                 audio_dim: int = 64, work: int = 0) -> None:
+        super().__init__(k, context, hop, NUM, audio_dim)
+        weights = np.random.default_rng(12345)  # the "model": the same for every session
+        self._w_face = weights.normal(0, 0.5, (NUM, NUM)).astype(np.float32)
+        self._w_audio = weights.normal(0, 0.02, (max(audio_dim, 1), NUM)).astype(np.float32)
+        self._offset = np.random.default_rng(seed).normal(0, 0.3, (k, 1, NUM)).astype(np.float32)
+        self._ramp = np.linspace(0, 1, hop, dtype=np.float32)[None, :, None]
+        self._work = int(work)
+        self._scratch = weights.normal(0, 0.1, (128, 128)).astype(np.float32)
+
+    def _chunk(self, face: np.ndarray, audio: np.ndarray | None, t: int) -> np.ndarray:
+        x = face.mean(axis=0) @ self._w_face
+        if audio is not None:
+            x = x + audio.mean(axis=0) @ self._w_audio
+        last = face[-1] @ self._w_face
+        y = x[None, None] + self._ramp * (last - x)[None, None] * 0.1 + self._offset
+        for _ in range(self._work):
+            self._scratch = np.tanh(self._scratch @ self._scratch.T * 0.01)
+        y = 1.0 / (1.0 + np.exp(-y))
+        return schema.clip_to_ranges(y.astype(np.float32))
