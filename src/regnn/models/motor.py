@@ -150,8 +150,9 @@ class REGNNLayer(nn.Module):
     def edge_operands(self, e0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``e0`` laid out for Eq. (10)'s batched products: ``(B, I, J, P)`` and
         ``w_e``-weighted ``(B, I, P, J)`` (computed once per call, shared by iterations)."""
-        e_r = e0.permute(0, 2, 3, 1)
-        e_w = (e0 * self.w_e[:, None, None]).permute(0, 2, 1, 3)
+        # contiguous once here, so that the per-iteration batched products do not copy them
+        e_r = e0.permute(0, 2, 3, 1).contiguous()
+        e_w = (e0 * self.w_e[:, None, None]).permute(0, 2, 1, 3).contiguous()
         return e_r, e_w
 
     def phi(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
@@ -174,10 +175,12 @@ class REGNNLayer(nn.Module):
         if safe_exp:
             logits = logits.masked_fill(~adjacency[:, None], float("-inf"))
             logits = logits - logits.amax(dim=-1, keepdim=True)
-        a = torch.exp(logits)  # Eq. 11 up to its normaliser, which cancels in Eq. 10
-        r = a.transpose(1, 2) @ e_r  # (B, I, M, P): Eq. 10 denominators, per channel
+        # Eq. 11 up to its normaliser, which cancels in Eq. 10; laid out (B, I, M, J) once so
+        # that the two per-node products below are plain batched matmuls without copies
+        a = torch.exp(logits).transpose(1, 2).contiguous()
+        r = a @ e_r  # (B, I, M, P): Eq. 10 denominators, per channel
         coef = r.reciprocal() @ e_w  # (B, I, M, J): Σ_p w_p e0_p / r_p
-        return gamma * ((a * coef.transpose(1, 2)) @ s)  # Eq. 13, channels combined by w_e
+        return gamma * ((a * coef).transpose(1, 2) @ s)  # Eq. 13, channels combined by w_e
 
     def forward(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         return x + self.phi(x, e0, adjacency)
