@@ -180,7 +180,9 @@ class REGNNLayer(nn.Module):
         a = torch.exp(logits).transpose(1, 2).contiguous()
         r = a @ e_r  # (B, I, M, P): Eq. 10 denominators, per channel
         coef = r.reciprocal() @ e_w  # (B, I, M, J): Σ_p w_p e0_p / r_p
-        return gamma * ((a * coef).transpose(1, 2) @ s)  # Eq. 13, channels combined by w_e
+        # Eq. 13, channels combined by w_e (back to (B, M, I, J) contiguous: a transposed
+        # operand sends the batched product down a ~6x slower path)
+        return gamma * ((a * coef).transpose(1, 2).contiguous() @ s)
 
     def forward(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         return x + self.phi(x, e0, adjacency)
@@ -200,7 +202,7 @@ class REGNNLayer(nn.Module):
             logits.sub_(logits.amax(dim=-1, keepdim=True))
         a = logits.exp_().transpose(1, 2).contiguous()
         coef = (a @ e_r).reciprocal_() @ e_w
-        out = coef.mul_(a).transpose(1, 2) @ s
+        out = coef.mul_(a).transpose(1, 2).contiguous() @ s
         return out.mul_(gamma)
 
     @torch.no_grad()
