@@ -154,6 +154,26 @@ def test_motor_two_way_invertibility(factor, scale):
     assert (motor(x2, edges, adj) - z2).abs().max().item() <= 1e-4 * max(1.0, scale)
 
 
+@pytest.mark.parametrize("factor", [1.0, 300.0])  # 300: logits large enough for safe_exp
+def test_motor_inverse_phi_matches_phi(factor):
+    """The inverse's allocation-saving φ is the same computation as :meth:`REGNNLayer.phi`."""
+    torch.manual_seed(4)
+    edges, adj = _graph(M=3)
+    motor = REGNNMotor(node_dim=20, edge_channels=4, layers=1, key_dim=8, top_k=3)
+    _scale_weights(motor, factor)
+    layer = motor.layers[0]
+    e0 = prepare_edges(edges, adj)
+    x = torch.randn(3, 25, 3, 20).transpose(1, 2)  # a non-contiguous view, as in generate
+    safe = layer.logit_bound() > 60.0
+    assert safe == (factor > 1.0)
+    with torch.no_grad():
+        ref = layer.phi(x, e0, adj)
+        w_qm = torch.cat([layer.w_q, layer.w_m], dim=1)
+        fast = layer._phi_inplace(x.contiguous(), w_qm, adj, float(layer.gamma()), safe,
+                                  layer.edge_operands(e0))
+    assert torch.allclose(fast, ref, rtol=1e-5, atol=1e-6)
+
+
 def test_motor_bi_lipschitz_lower_bound():
     torch.manual_seed(3)
     edges, adj = _graph(M=1)

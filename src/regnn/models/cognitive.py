@@ -51,7 +51,10 @@ class MEFL(nn.Module):
         qk = self.qk(z).view(B, I, 2, self.channels, self.key_dim).permute(2, 0, 3, 1, 4)
         q, k = qk[0], qk[1]  # (B, P, I, dk)
         attn = torch.softmax(q @ k.transpose(-1, -2) / self.key_dim**0.5, dim=-1)  # [b,p,src,dst]
-        keep = top_k_mask(attn.detach().norm(dim=1), self.top_k)  # (B, src, dst)
+        # the channel norm as sqrt(Σ_p a_p²): a strided reduction over dim 1 in one pass
+        # (linalg's norm over a middle dimension was ~10x slower)
+        a = attn.detach()
+        keep = top_k_mask((a * a).sum(dim=1).sqrt(), self.top_k)  # (B, src, dst)
         adjacency = keep.transpose(-1, -2) | torch.eye(I, dtype=torch.bool, device=z.device)
         edges = attn.transpose(-1, -2) * adjacency[:, None]
         return edges, adjacency
