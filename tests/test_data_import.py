@@ -150,6 +150,19 @@ def test_import_react_files_passes_check_and_loads(synthetic_root: Path, tmp_pat
     np.testing.assert_allclose(batch[0]["speaker_audio"], src.audio(0), atol=1e-5)
     assert ds.neighbours.shape == (len(ds), len(ds)) and ds.neighbours.diagonal().all()
 
+    # the imported dataset trains and generates (one tiny epoch)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("base: demo\nmodel: {width: 16, heads: 2, edge_channels: 2}\n"
+                   "train: {epochs: 1, batch_size: 128, appropriate: 3, val_items: 2, "
+                   "val_samples: 2, val_every: 1, threads: 1}\n")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(out), "--out", str(run), "--config", str(cfg),
+                 "--no-progress"]) == 0
+    assert main(["generate", "--run", str(run), "--data", str(out), "--split", "test",
+                 "--out", str(tmp_path / "pred"), "--samples", "2", "--no-progress"]) == 0
+    pred = np.load(tmp_path / "pred" / "test" / f"{ds.items[0].speaker_path}.npy")
+    assert pred.shape == (2, 750, 25) and np.isfinite(pred).all()
+
     # a second import into the same folder is refused without --force
     assert main(["data", "import", str(tmp_path / "user" / "clips.csv"), "--out",
                  str(out)]) == 2
