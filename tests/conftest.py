@@ -39,3 +39,29 @@ def replace_file(path: Path, data: str | bytes) -> None:
         path.write_bytes(data)
     else:
         path.write_text(data)
+
+
+TINY_CONFIG = """\
+base: demo
+model:
+  width: 16
+  heads: 2
+  edge_channels: 2
+train:
+  epochs: 1
+  batch_size: 128
+  appropriate: 3
+  val_items: 2
+  val_samples: 2
+  val_every: 1
+  threads: 1
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A training config small enough for one epoch in seconds (tests only)."""
+    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    path.write_text(TINY_CONFIG)
+    return path
+

@@ -132,7 +132,7 @@ def test_mapping_and_positional_columns_and_clipping():
 
 # --------------------------------------------------------------------------- the command
 def test_import_react_files_passes_check_and_loads(synthetic_root: Path, tmp_path: Path,
-                                                   capsys):
+                                                   tiny_config: Path, capsys):
     rows = _react_description(synthetic_root, tmp_path / "user")
     out = tmp_path / "imported"
     assert main(["data", "import", str(tmp_path / "user" / "clips.csv"), "--out",
@@ -151,10 +151,7 @@ def test_import_react_files_passes_check_and_loads(synthetic_root: Path, tmp_pat
     assert ds.neighbours.shape == (len(ds), len(ds)) and ds.neighbours.diagonal().all()
 
     # the imported dataset trains and generates (one tiny epoch)
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text("base: demo\nmodel: {width: 16, heads: 2, edge_channels: 2}\n"
-                   "train: {epochs: 1, batch_size: 128, appropriate: 3, val_items: 2, "
-                   "val_samples: 2, val_every: 1, threads: 1}\n")
+    cfg = tiny_config
     run = tmp_path / "run"
     assert main(["train", "--data", str(out), "--out", str(run), "--config", str(cfg),
                  "--no-progress"]) == 0

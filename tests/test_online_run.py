@@ -9,29 +9,14 @@ import pytest
 import torch
 import yaml
 
+from conftest import TINY_CONFIG
 from regnn.cli import main
-
-TINY = """\
-base: demo
-model:
-  width: 16
-  heads: 2
-  edge_channels: 2
-train:
-  epochs: 1
-  batch_size: 256
-  appropriate: 3
-  val_items: 2
-  val_samples: 2
-  val_every: 1
-  threads: 1
-"""
 
 
 @pytest.fixture(scope="module")
-def online_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
-    cfg.write_text(TINY)
+def online_run(synthetic_root: Path, tiny_config: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = tiny_config
     run = tmp_path_factory.mktemp("runs") / "online"
     assert main(["train", "--data", str(synthetic_root), "--out", str(run), "--config",
                  str(cfg), "--online", "--window", "10", "--hop", "4", "--seed", "1",
@@ -106,7 +91,7 @@ def test_generate_uses_the_stream_and_serve_matches_it(online_run: Path, synthet
 def test_serve_refuses_an_offline_run(synthetic_root: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture) -> None:
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY.replace("epochs: 1", "epochs: 1\n  val_items: 0").replace(
+    cfg.write_text(TINY_CONFIG.replace("epochs: 1", "epochs: 1\n  val_items: 0").replace(
         "  val_items: 2\n", ""))
     run = tmp_path / "offline"
     assert main(["train", "--data", str(synthetic_root), "--out", str(run), "--config",

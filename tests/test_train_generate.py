@@ -12,29 +12,6 @@ import yaml
 from regnn import schema
 from regnn.cli import main
 
-TINY = """\
-base: demo
-model:
-  width: 16
-  heads: 2
-  edge_channels: 2
-train:
-  epochs: 1
-  batch_size: 128
-  appropriate: 3
-  val_items: 2
-  val_samples: 2
-  val_every: 1
-  threads: 1
-"""
-
-
-@pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
-    path.write_text(TINY)
-    return path
-
 
 @pytest.fixture(scope="module")
 def trained_run(synthetic_root, tiny_config, tmp_path_factory) -> Path:
