@@ -141,6 +141,19 @@ def test_read_scores_is_tolerant(tmp_path: Path) -> None:
         read_scores(p)
 
 
+def test_reference_rows_appear_beside_the_run(synthetic_root: Path, tmp_path: Path) -> None:
+    p = tmp_path / "scores.json"
+    p.write_text(json.dumps({"scores": {"FRCorr": 4.5, "FRDist": 150.0},
+                             "references": {"mime": {"FRCorr": 4.25, "FRDist": 173.5},
+                                            "random": {"FRCorr": 0.03125}}}))
+    s = read_scores(p)
+    assert s.values["FRCorr"] == 4.5 and s.references["mime"]["FRDist"] == 173.5
+    from regnn.report import _metrics_section
+
+    html = _metrics_section(s, tmp_path)
+    assert "<th>mime</th><th>random</th>" in html and "173.50" in html and "0.0312" in html
+
+
 def test_load_prediction_checks_shape(tmp_path: Path) -> None:
     assert load_prediction(tmp_path, "test", "A/b/c/1") is None
     save_npy(tmp_path / "test" / "A/b/c/1.npy", np.zeros((2, 750, 24), np.float32))

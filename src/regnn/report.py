@@ -283,14 +283,18 @@ def _metrics_section(scores: Scores | None, pred_dir: str | Path | None) -> str:
         where = "no prediction folder was given" if pred_dir is None else \
             f"{Path(pred_dir) / 'scores.json'} does not exist"
         return _missing(f"No metrics: {where}. Run `regnn evaluate` to compute them.")
+    refs = scores.references
     rows = []
     for name, higher, meaning in METRICS:
         v = scores.values.get(name)
+        ref_cells = "".join(f'<td class="num">{_fmt(r.get(name))}</td>' for r in refs.values())
         rows.append(
             f'<tr><th>{name}</th><td class="num">{_fmt(v)}</td>'
             f'<td class="dir">{"&uarr; higher" if higher else "&darr; lower"}</td>'
+            f'{ref_cells}'
             f'<td class="num">{_fmt(PAPER_REGNN.get(name))}</td><td>{_esc(meaning)}</td></tr>'
         )
+    ref_head = "".join(f"<th>{_esc(r)}</th>" for r in refs)
     extras = ""
     if scores.extras:
         extras = "<p>Other numbers in scores.json: " + ", ".join(
@@ -301,8 +305,10 @@ def _metrics_section(scores: Scores | None, pred_dir: str | Path | None) -> str:
         f"<p>From <code>{_esc(scores.path)}</code>. The paper column is REGNN's Table I "
         "result on the real REACT test set, for orientation only: numbers on other data "
         "(e.g. the synthetic demo set) are not comparable.</p>"
-        '<table class="metrics"><thead><tr><th>metric</th><th>this run</th><th>better</th>'
-        "<th>paper REGNN</th><th>measures</th></tr></thead><tbody>"
+        + ("<p>Beside this run: the trivial REACT references scored on the same split.</p>"
+           if refs else "")
+        + '<table class="metrics"><thead><tr><th>metric</th><th>this run</th><th>better</th>'
+        + ref_head + "<th>paper REGNN</th><th>measures</th></tr></thead><tbody>"
         + "".join(rows) + "</tbody></table>" + miss + extras
     )
 

@@ -81,6 +81,8 @@ class Scores:
     values: dict[str, float | None]
     extras: dict[str, float] = field(default_factory=dict)
     path: Path | None = None
+    #: reference systems scored on the same split (``"references"`` in scores.json)
+    references: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 def _number(v: Any) -> float | None:
@@ -109,6 +111,7 @@ def read_scores(path: str | Path) -> Scores | None:
     values: dict[str, float | None] = {name: None for name, _, _ in METRICS}
     extras: dict[str, float] = {}
     sources = [obj] + [obj[k] for k in ("scores", "metrics") if isinstance(obj.get(k), dict)]
+    sources = [src for src in sources if src is not obj.get("references")]
     for src in sources:
         for key, raw in src.items():
             canon = _ALIASES.get(str(key).lower())
@@ -120,7 +123,14 @@ def read_scores(path: str | Path) -> Scores | None:
                     values[canon] = num
             elif src is obj or key not in extras:
                 extras[str(key)] = num
-    return Scores(values, extras, path)
+    references: dict[str, dict[str, float | None]] = {}
+    refs = obj.get("references")
+    if isinstance(refs, dict):
+        for ref, vals in refs.items():
+            if isinstance(vals, dict):
+                references[str(ref)] = {
+                    _ALIASES.get(str(k).lower(), str(k)): _number(v) for k, v in vals.items()}
+    return Scores(values, extras, path, references)
 
 
 def find_training_logs(run_dir: str | Path | None) -> list[Path]:
