@@ -164,6 +164,18 @@ def test_load_prediction_checks_shape(tmp_path: Path) -> None:
         load_prediction(tmp_path, "test", "A/b/c/2", frames=750)
 
 
+
+def test_load_prediction_reads_the_official_pth_layout(tmp_path: Path) -> None:
+    import torch
+
+    folder = tmp_path / "test" / "A/b/c/3"
+    folder.mkdir(parents=True)
+    for j in range(3):
+        torch.save(torch.full((750, 25), float(j) / 10), folder / f"result-{j}.pth")
+    arr = load_prediction(tmp_path, "test", "A/b/c/3", frames=750)
+    assert arr.shape == (3, 750, 25) and arr[2, 0, 0] == pytest.approx(0.2)
+
+
 def test_render_command_mp4_has_clip_frames_duration_and_audio(
         synthetic_root: Path, full_report, tmp_path: Path, capsys) -> None:
     _, pred = full_report

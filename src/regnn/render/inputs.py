@@ -55,14 +55,20 @@ def prediction_path(pred_dir: str | Path, split: str, speaker_path: str) -> Path
 
 def load_prediction(pred_dir: str | Path, split: str, speaker_path: str,
                     frames: int | None = None) -> np.ndarray | None:
-    """The ``(K, T, 25)`` predictions for one item, or None if its file does not exist."""
-    path = prediction_path(pred_dir, split, speaker_path)
-    if not path.is_file():
+    """The ``(K, T, 25)`` predictions for one item (``.npy`` or the official ``result-<j>.pth``
+    folder, found as :func:`regnn.evaluate.find_prediction` finds them), or None if absent."""
+    from regnn.evaluate import _load_pth_folder, find_prediction
+
+    path = find_prediction(Path(pred_dir), split, speaker_path)
+    if path is None:
         return None
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read predictions: {exc}", path=path) from exc
+    if path.is_dir():  # the official tools' <speaker_path>/result-<j>.pth layout
+        arr = _load_pth_folder(path)
+    else:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read predictions: {exc}", path=path) from exc
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[-1] != NUM_ATTRIBUTES or arr.shape[0] < 1:
