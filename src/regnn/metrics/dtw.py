@@ -11,26 +11,32 @@ own optimal path; the three dynamic programmes are run side by side in one sweep
 
 Speed comes from exact devices only, none of which changes a value:
 
-* **One fused, compiled sweep.** The three groups' dynamic programmes run row by row in the
-  same loop (three independent dependency chains keep the core busy), and each row's frame
-  costs are computed first in one vectorised loop over the columns (float32 frame
-  differences, as the official code casts its inputs; the cumulative costs are float64).
+* **Anti-diagonal sweep, vectorised.** The cells of one anti-diagonal ``i + j = k`` depend
+  only on the two previous diagonals, never on each other, so each diagonal of each group is
+  one SIMD loop (a row-by-row sweep is a serial chain of ``min`` and ``+`` along the row).
+  The prediction is stored transposed and the listener transposed *and reversed in time*, with
+  rows padded to a stride ``S`` that is a compile-time constant: along a diagonal both frames
+  then advance contiguously, every attribute is a fixed offset, and the frame costs of two
+  consecutive diagonals are computed in one pass that loads each prediction value once. Frame
+  differences are float32 (as the official code casts its inputs), summed over the attributes
+  in order; cumulative costs are float64.
 * **Early abandoning.** FRDist needs, per prediction, only the *minimum* distance over the
-  appropriate set. Every warping path visits every row, and the cumulative cost never
-  decreases along a path, so after row ``i`` the row minimum of group ``g``'s cumulative
-  cost is a lower bound of that group's final squared distance. The weighted sum of the
-  square roots of the three row minima is therefore a lower bound of ``d(x, y)`` (each
-  group's bound holds for its own path; the weights are positive). Once it reaches the best
-  distance found so far, the candidate cannot lower the minimum and is dropped. Rounding
-  cannot break this: cumulative sums of non-negative costs are monotone in floating point,
-  and ``sqrt`` is correctly rounded.
+  appropriate set. A warping step advances ``i + j`` by one or two, so every path crosses
+  diagonal ``k - 1`` or ``k``; the cumulative cost never decreases along a path, so the least
+  cumulative cost of group ``g`` over those two diagonals is a lower bound of that group's
+  final squared distance. The weighted sum of the square roots of the three bounds is
+  therefore a lower bound of ``d(x, y)`` (each group's bound holds for its own path; the
+  weights are positive). Every 8 diagonals it is compared with the best distance found so
+  far, and once it reaches it the candidate cannot lower the minimum and is dropped.
+  Rounding cannot break this: cumulative sums of non-negative costs are monotone in floating
+  point, and ``sqrt`` is correctly rounded.
 * **Best-first order.** When ``n == m`` the diagonal is a warping path, so each group's
   Euclidean distance is an upper bound of its DTW, and a cheap guess of it. Candidates are
   tried in order of that bound, so the likely minimum is computed first and the others are
   abandoned early. The result is bit-for-bit the minimum of the full search: an abandoned
   candidate's computed distance is provably no smaller than the minimum.
 * **Parallel over (speaker, prediction) tasks** with ``numba.prange``; memory is one block
-  of speakers at a time plus a few rows per thread (no cost matrix is ever stored).
+  of speakers at a time plus a few diagonals per thread (no cost matrix is ever stored).
 """
 
 from __future__ import annotations
@@ -51,129 +57,348 @@ GROUP_WEIGHTS = (W_AU, W_AFFECT, W_EXPRESSION)
 
 
 _FM = {"nnan", "contract"}  # no NaN reaches the kernels (inputs are checked finite)
+_FM_DP = {"nnan", "contract", "nsz"}
+_CHECK_EVERY = 8  # diagonals between two lower-bound checks
+
+
+_PAD = 8  # zero frames in front of each reversed listener row (read by the paired pass)
+
+
+def padded_stride(n: int, m: int) -> int:
+    """Row stride (in float32) of the transposed, padded sequences the kernel reads.
+
+    Room for ``_PAD`` zeros in front and at least 8 behind; a multiple of 64 plus 8, so never
+    a multiple of 1,024 floats (4 KiB): the 25 attribute rows do not share L1 cache sets.
+    """
+    return (max(n, m) + 2 * _PAD + 63) // 64 * 64 + 8
 
 
 @njit(cache=True, nogil=True)
-def _upper_bound(x, yT):
-    """Weighted Euclidean distance along the main diagonal (a warping path when n == m)."""
+def _transpose_padded(x, out, S, reverse, front):
+    """``out[d * S + front + t] = x[t, d]`` (``x[len - 1 - t, d]`` when ``reverse``); zeros
+    elsewhere."""
+    n = x.shape[0]
+    out[:] = 0.0
+    for t in range(n):
+        src = n - 1 - t if reverse else t
+        for d in range(_NCOL):
+            out[d * S + front + t] = x[src, d]
+
+
+@njit(cache=True, nogil=True)
+def _upper_bound(xT, yR, n, S):
+    """Weighted Euclidean distance along the main diagonal (a warping path when n == m).
+
+    ``xT``/``yR`` as in :func:`_wdtw`; ``y``'s frame ``t`` is ``yR[d * S + _PAD + n - 1 - t]``.
+    """
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
-    for t in range(x.shape[0]):
+    for t in range(n):
+        r = _PAD + n - 1 - t
         for d in range(_G0_END):
-            v = np.float64(x[t, d]) - np.float64(yT[d, t])
+            v = np.float64(xT[d * S + t]) - np.float64(yR[d * S + r])
             s0 += v * v
         for d in range(_G0_END, _G1_END):
-            v = np.float64(x[t, d]) - np.float64(yT[d, t])
+            v = np.float64(xT[d * S + t]) - np.float64(yR[d * S + r])
             s1 += v * v
         for d in range(_G1_END, _NCOL):
-            v = np.float64(x[t, d]) - np.float64(yT[d, t])
+            v = np.float64(xT[d * S + t]) - np.float64(yR[d * S + r])
             s2 += v * v
     return W_AU * math.sqrt(s0) + W_AFFECT * math.sqrt(s1) + W_EXPRESSION * math.sqrt(s2)
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _row_costs(xrow, yT, m, c0, c1, c2):
-    """Squared frame distances of one prediction frame to every frame of ``y``, per group.
+def _diag_costs2(xs, ys, cnt, cc, S):
+    """Squared frame distances, per group, of the cells of two consecutive anti-diagonals.
 
-    The loop runs over the columns of ``yT`` (25, m), contiguous, so it vectorises.
+    Cell ``q`` of diagonal ``k`` pairs the frames ``xs[q + d * S]`` and ``ys[q + 1 + d * S]``;
+    cell ``q`` of diagonal ``k + 1`` pairs the same ``x`` frame with ``ys[q + d * S]``, so each
+    ``x`` value is loaded once for both. ``cc[g * S + q]`` receives group ``g``'s cost on
+    diagonal ``k`` and ``cc[(3 + g) * S + q]`` on diagonal ``k + 1``. ``S`` is a compile-time
+    constant (``numba.literally``): every access is a fixed offset from ``q``, so the loop
+    vectorises over the cells. Each sum runs over the attributes in order, in float32, as a
+    row-by-row computation would.
     """
-    for j in range(m):
-        a = np.float32(0.0)
-        for d in range(_G0_END):
-            v = xrow[d] - yT[d, j]
-            a += v * v
-        c0[j] = a
-        a = np.float32(0.0)
-        for d in range(_G0_END, _G1_END):
-            v = xrow[d] - yT[d, j]
-            a += v * v
-        c1[j] = a
-        a = np.float32(0.0)
-        for d in range(_G1_END, _NCOL):
-            v = xrow[d] - yT[d, j]
-            a += v * v
-        c2[j] = a
+    numba.literally(S)
+    for q in range(cnt):
+        xv = xs[q]
+        v = xv - ys[q + 1]
+        w = xv - ys[q]
+        s = v * v
+        t = w * w
+        xv = xs[q + S]
+        v = xv - ys[q + 1 + S]
+        w = xv - ys[q + S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 2 * S]
+        v = xv - ys[q + 1 + 2 * S]
+        w = xv - ys[q + 2 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 3 * S]
+        v = xv - ys[q + 1 + 3 * S]
+        w = xv - ys[q + 3 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 4 * S]
+        v = xv - ys[q + 1 + 4 * S]
+        w = xv - ys[q + 4 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 5 * S]
+        v = xv - ys[q + 1 + 5 * S]
+        w = xv - ys[q + 5 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 6 * S]
+        v = xv - ys[q + 1 + 6 * S]
+        w = xv - ys[q + 6 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 7 * S]
+        v = xv - ys[q + 1 + 7 * S]
+        w = xv - ys[q + 7 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 8 * S]
+        v = xv - ys[q + 1 + 8 * S]
+        w = xv - ys[q + 8 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 9 * S]
+        v = xv - ys[q + 1 + 9 * S]
+        w = xv - ys[q + 9 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 10 * S]
+        v = xv - ys[q + 1 + 10 * S]
+        w = xv - ys[q + 10 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 11 * S]
+        v = xv - ys[q + 1 + 11 * S]
+        w = xv - ys[q + 11 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 12 * S]
+        v = xv - ys[q + 1 + 12 * S]
+        w = xv - ys[q + 12 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 13 * S]
+        v = xv - ys[q + 1 + 13 * S]
+        w = xv - ys[q + 13 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 14 * S]
+        v = xv - ys[q + 1 + 14 * S]
+        w = xv - ys[q + 14 * S]
+        s += v * v
+        t += w * w
+        cc[q] = s
+        cc[q + 3 * S] = t
+        xv = xs[q + 15 * S]
+        v = xv - ys[q + 1 + 15 * S]
+        w = xv - ys[q + 15 * S]
+        s = v * v
+        t = w * w
+        xv = xs[q + 16 * S]
+        v = xv - ys[q + 1 + 16 * S]
+        w = xv - ys[q + 16 * S]
+        s += v * v
+        t += w * w
+        cc[q + S] = s
+        cc[q + 4 * S] = t
+        xv = xs[q + 17 * S]
+        v = xv - ys[q + 1 + 17 * S]
+        w = xv - ys[q + 17 * S]
+        s = v * v
+        t = w * w
+        xv = xs[q + 18 * S]
+        v = xv - ys[q + 1 + 18 * S]
+        w = xv - ys[q + 18 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 19 * S]
+        v = xv - ys[q + 1 + 19 * S]
+        w = xv - ys[q + 19 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 20 * S]
+        v = xv - ys[q + 1 + 20 * S]
+        w = xv - ys[q + 20 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 21 * S]
+        v = xv - ys[q + 1 + 21 * S]
+        w = xv - ys[q + 21 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 22 * S]
+        v = xv - ys[q + 1 + 22 * S]
+        w = xv - ys[q + 22 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 23 * S]
+        v = xv - ys[q + 1 + 23 * S]
+        w = xv - ys[q + 23 * S]
+        s += v * v
+        t += w * w
+        xv = xs[q + 24 * S]
+        v = xv - ys[q + 1 + 24 * S]
+        w = xv - ys[q + 24 * S]
+        s += v * v
+        t += w * w
+        cc[q + 2 * S] = s
+        cc[q + 5 * S] = t
 
 
-@njit(cache=True, nogil=True, fastmath=_FM)
-def _wdtw(x, yT, best, c0, c1, c2, P, Q):
-    """Weighted three-group DTW of ``x`` (n, 25) and ``y`` given as ``yT`` (25, m), both
-    float32. Returns the distance, or ``inf`` as soon as it is certain to be ``>= best``.
-    ``c0, c1, c2`` (m,) float32 and ``P, Q`` (3, m) float64 are scratch rows.
-    """
-    n = x.shape[0]
-    m = yT.shape[1]
-    check = best < np.inf
-    for i in range(n):
-        _row_costs(x[i], yT, m, c0, c1, c2)
-        if i == 0:
-            a = 0.0
-            b = 0.0
-            e = 0.0
-            for j in range(m):
-                a += c0[j]
-                b += c1[j]
-                e += c2[j]
-                Q[0, j] = a
-                Q[1, j] = b
-                Q[2, j] = e
-            ma = Q[0, 0]
-            mb = Q[1, 0]
-            me = Q[2, 0]
-        else:
-            a = P[0, 0] + c0[0]
-            b = P[1, 0] + c1[0]
-            e = P[2, 0] + c2[0]
-            Q[0, 0] = a
-            Q[1, 0] = b
-            Q[2, 0] = e
-            ma = a
-            mb = b
-            me = e
-            for j in range(1, m):
-                a = c0[j] + min(a, min(P[0, j - 1], P[0, j]))
-                b = c1[j] + min(b, min(P[1, j - 1], P[1, j]))
-                e = c2[j] + min(e, min(P[2, j - 1], P[2, j]))
-                Q[0, j] = a
-                Q[1, j] = b
-                Q[2, j] = e
-                ma = min(ma, a)
-                mb = min(mb, b)
-                me = min(me, e)
-        if check and i < n - 1:
-            # every warping path of each group crosses row i: exact lower bound
-            lb = W_AU * math.sqrt(ma) + W_AFFECT * math.sqrt(mb) + W_EXPRESSION * math.sqrt(me)
-            if lb >= best:
-                return np.inf
-        P, Q = Q, P
-    return (W_AU * math.sqrt(P[0, m - 1]) + W_AFFECT * math.sqrt(P[1, m - 1])
-            + W_EXPRESSION * math.sqrt(P[2, m - 1]))
+@njit(cache=True, nogil=True, fastmath=_FM_DP)
+def _diag_dp(c, up, diag, out, cnt):
+    """``out[q] = c[q] + min(up[q], up[q + 1], diag[q])`` for one group and one diagonal."""
+    for q in range(cnt):
+        u = up[q]
+        w = up[q + 1]
+        u = u if u < w else w
+        w = diag[q]
+        u = u if u < w else w
+        out[q] = np.float64(c[q]) + u
 
 
 @njit(cache=True, nogil=True)
-def weighted_dtw_pair(x, y):
-    """Weighted three-group DTW of two (T, 25) float32 arrays (no early abandoning)."""
-    yT = np.ascontiguousarray(y.T)
+def _min_of(a, lo, hi):
+    v = np.inf
+    for t in range(lo, hi):
+        if a[t] < v:
+            v = a[t]
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _wdtw(xT, yR, n, m, best, buf, cc, S):
+    """Weighted three-group DTW of ``x`` (n, 25) and ``y`` (m, 25), both float32, given as
+    ``xT[d * S + i] = x[i, d]`` and ``yR[d * S + _PAD + t] = y[m - 1 - t, d]`` (rows padded to
+    the stride ``S``). Returns the distance, or ``inf`` as soon as it is certain to be
+    ``>= best``.
+
+    The dynamic programme runs over anti-diagonals ``k = i + j``: the cells of one diagonal do
+    not depend on each other, so each diagonal is one vectorised loop. ``buf`` (3, 3, n + 2)
+    float64 holds three diagonals per group, indexed by ``i + 1`` with ``inf`` sentinels;
+    ``cc`` (6 * S,) float32 holds the costs of two diagonals, computed in one pass.
+    """
+    numba.literally(S)
+    inf = np.inf
+    check = best < inf
+    last = n + m - 2
+    buf[:] = inf
+    cur = 0
+    prev = 2
+    prev2 = 1
+    buf[prev2, 0, 0] = 0.0  # D[-1, -1] = 0: the path starts at (0, 0)
+    buf[prev2, 1, 0] = 0.0
+    buf[prev2, 2, 0] = 0.0
+    plo = 0
+    phi = 0
+    for k in range(last + 1):
+        lo = max(0, k - m + 1)
+        hi = min(k, n - 1)
+        cnt = hi - lo + 1
+        if k % 2 == 0:
+            # costs of diagonals k and k + 1 over their union [lo, min(k + 1, n - 1)]; cell
+            # (i, k - i) pairs x's frame i with y's frame k - i, yR's reversed frame i + m - 1 - k
+            a0 = lo
+            _diag_costs2(xT[lo:], yR[_PAD + lo + m - 2 - k:], min(k + 1, n - 1) - lo + 1, cc, S)
+            base = 0
+        else:
+            base = 3 * S + lo - a0
+        c0 = cc[base:]
+        c1 = cc[base + S:]
+        c2 = cc[base + 2 * S:]
+        A = buf[cur]
+        B = buf[prev]
+        C = buf[prev2]
+        _diag_dp(c0, B[0, lo:], C[0, lo:], A[0, lo + 1:], cnt)
+        _diag_dp(c1, B[1, lo:], C[1, lo:], A[1, lo + 1:], cnt)
+        _diag_dp(c2, B[2, lo:], C[2, lo:], A[2, lo + 1:], cnt)
+        A[0, lo] = inf
+        A[1, lo] = inf
+        A[2, lo] = inf
+        if hi + 2 < n + 2:
+            A[0, hi + 2] = inf
+            A[1, hi + 2] = inf
+            A[2, hi + 2] = inf
+        if check and k % _CHECK_EVERY == _CHECK_EVERY - 1 and k < last:
+            # a step advances i + j by 1 or 2, so every path crosses diagonal k - 1 or k
+            ma = min(_min_of(A[0], lo + 1, hi + 2), _min_of(B[0], plo + 1, phi + 2))
+            mb = min(_min_of(A[1], lo + 1, hi + 2), _min_of(B[1], plo + 1, phi + 2))
+            me = min(_min_of(A[2], lo + 1, hi + 2), _min_of(B[2], plo + 1, phi + 2))
+            lb = W_AU * math.sqrt(ma) + W_AFFECT * math.sqrt(mb) + W_EXPRESSION * math.sqrt(me)
+            if lb >= best:
+                return inf
+        plo = lo
+        phi = hi
+        cur, prev, prev2 = prev2, cur, prev
+    A = buf[prev]  # the last diagonal holds the single cell (n - 1, m - 1)
+    return (W_AU * math.sqrt(A[0, n]) + W_AFFECT * math.sqrt(A[1, n])
+            + W_EXPRESSION * math.sqrt(A[2, n]))
+
+
+@njit(cache=True, nogil=True)
+def _pair(x, y, S):
+    numba.literally(S)
+    n = x.shape[0]
     m = y.shape[0]
-    c0 = np.empty(m, np.float32)
-    c1 = np.empty(m, np.float32)
-    c2 = np.empty(m, np.float32)
-    return _wdtw(np.ascontiguousarray(x), yT, np.inf, c0, c1, c2, np.empty((3, m)),
-                 np.empty((3, m)))
+    xT = np.empty(_NCOL * S, np.float32)
+    yR = np.empty(_NCOL * S, np.float32)
+    _transpose_padded(x, xT, S, False, 0)
+    _transpose_padded(y, yR, S, True, _PAD)
+    return _wdtw(xT, yR, n, m, np.inf, np.empty((3, 3, n + 2)), np.empty(6 * S, np.float32), S)
+
+
+_ENTRY_POINTS: dict[tuple, object] = {}
+
+
+def _literal_call(kernel, *args):
+    """Call the numba dispatcher ``kernel``, whose last argument is a compile-time constant
+    (``numba.literally``), without numba's per-call literal re-dispatch (~25 ms a call: it
+    first tries to type the call with a plain integer and fails). The first call per argument
+    types goes through the dispatcher (compiling or loading the disk cache); later calls go
+    straight to the compiled specialisation's entry point."""
+    argtypes = tuple(numba.typeof(a) for a in args[:-1])
+    key = (kernel, argtypes, args[-1])
+    entry = _ENTRY_POINTS.get(key)
+    if entry is not None:
+        return entry(*args)
+    result = kernel(*args)
+    wanted = (*argtypes, numba.types.literal(args[-1]))
+    for sig, compiled in kernel.overloads.items():
+        if tuple(sig) == wanted:
+            _ENTRY_POINTS[key] = compiled.entry_point
+            break
+    return result
+
+
+def weighted_dtw_pair(x: np.ndarray, y: np.ndarray) -> float:
+    """Weighted three-group DTW of two (T, 25) arrays (cast to float32; no early abandoning)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    return float(_literal_call(_pair, x, y, padded_stride(x.shape[0], y.shape[0])))
 
 
 @njit(cache=True, parallel=True)
-def _min_dtw_kernel(pred, listT, cand_ptr, cand_idx, out, lazy):
+def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, lazy, S):
     """For each speaker b of the block and each prediction i: the minimum weighted DTW
     between ``pred[b, i]`` and the listeners ``cand_idx[cand_ptr[b]:cand_ptr[b+1]]``.
 
-    pred: (B, K, n, 25) float32; listT: (N, 25, m) float32; out: (B, K) float64.
+    pred: (B, K, n, 25) float32; listR: (N, 25 * S) float32, each listener (m frames)
+    transposed, time-reversed and padded (see :func:`_wdtw`); out: (B, K) float64.
     """
+    numba.literally(S)
     B = pred.shape[0]
     K = pred.shape[1]
     n = pred.shape[2]
-    m = listT.shape[2]
     for task in prange(B * K):
         b = task // K
         i = task - b * K
@@ -182,22 +407,20 @@ def _min_dtw_kernel(pred, listT, cand_ptr, cand_idx, out, lazy):
         if nc == 0:
             out[b, i] = np.nan
             continue
-        x = pred[b, i]
-        c0 = np.empty(m, np.float32)
-        c1 = np.empty(m, np.float32)
-        c2 = np.empty(m, np.float32)
-        P = np.empty((3, m))
-        Q = np.empty((3, m))
+        xT = np.empty(_NCOL * S, np.float32)
+        _transpose_padded(pred[b, i], xT, S, False, 0)
+        buf = np.empty((3, 3, n + 2))
+        cc = np.empty(6 * S, np.float32)
         order = np.arange(nc)
         best = np.inf
         if lazy and n == m and nc > 1:
             ub = np.empty(nc)
             for c in range(nc):
-                ub[c] = _upper_bound(x, listT[cand_idx[lo + c]])
+                ub[c] = _upper_bound(xT, listR[cand_idx[lo + c]], n, S)
             order = np.argsort(ub)
         for c in range(nc):
             j = cand_idx[lo + order[c]]
-            d = _wdtw(x, listT[j], best if lazy else np.inf, c0, c1, c2, P, Q)
+            d = _wdtw(xT, listR[j], n, m, best if lazy else np.inf, buf, cc, S)
             if d < best:
                 best = d
         out[b, i] = best
@@ -214,8 +437,14 @@ def min_weighted_dtw(
     with no appropriate reaction give NaN. Works on blocks of ``block`` speakers so that at
     most one block is copied (when ``pred`` is not already C-contiguous float32).
     """
-    N, K = pred.shape[:2]
-    listT = np.ascontiguousarray(np.asarray(listener, dtype=np.float32).transpose(0, 2, 1))
+    N, K, n = pred.shape[:3]
+    listener = np.asarray(listener, dtype=np.float32)
+    m = listener.shape[1]
+    S = padded_stride(n, m)
+    # each listener transposed and reversed in time, rows padded to the stride S
+    listR = np.zeros((listener.shape[0], _NCOL, S), dtype=np.float32)
+    listR[:, :, _PAD:_PAD + m] = listener[:, ::-1, :].transpose(0, 2, 1)
+    listR = listR.reshape(listener.shape[0], _NCOL * S)
     out = np.empty((N, K))
     starts = range(0, N, block)
     if progress:
@@ -229,7 +458,7 @@ def min_weighted_dtw(
         cand_ptr = np.zeros(b1 - b0 + 1, dtype=np.int64)
         np.cumsum(rows.sum(axis=1), out=cand_ptr[1:])
         cand_idx = np.nonzero(rows)[1].astype(np.int64)
-        _min_dtw_kernel(chunk, listT, cand_ptr, cand_idx, out[b0:b1], lazy)
+        _literal_call(_min_dtw_kernel, chunk, listR, m, cand_ptr, cand_idx, out[b0:b1], lazy, S)
     return out
 
 
