@@ -16,8 +16,9 @@ Speed comes from exact devices only, none of which changes a value:
   one SIMD loop (a row-by-row sweep is a serial chain of ``min`` and ``+`` along the row).
   The prediction is stored transposed and the listener transposed *and reversed in time*, with
   rows padded to a stride ``S`` that is a compile-time constant: along a diagonal both frames
-  then advance contiguously, every attribute is a fixed offset, and the frame costs of two
-  consecutive diagonals are computed in one pass that loads each prediction value once. Frame
+  then advance contiguously, every attribute is a fixed offset, and the frame costs of four
+  consecutive diagonals at a time are computed in one pass that loads each prediction
+  value once. Frame
   differences are float32 (as the official code casts its inputs), summed over the attributes
   in order; cumulative costs are float64.
 * **Early abandoning.** FRDist needs, per prediction, only the *minimum* distance over the
@@ -26,7 +27,7 @@ Speed comes from exact devices only, none of which changes a value:
   cumulative cost of group ``g`` over those two diagonals is a lower bound of that group's
   final squared distance. The weighted sum of the square roots of the three bounds is
   therefore a lower bound of ``d(x, y)`` (each group's bound holds for its own path; the
-  weights are positive). Every 8 diagonals it is compared with the best distance found so
+  weights are positive). Every 32 diagonals it is compared with the best distance found so
   far, and once it reaches it the candidate cannot lower the minimum and is dropped.
   Rounding cannot break this: cumulative sums of non-negative costs are monotone in floating
   point, and ``sqrt`` is correctly rounded.
@@ -58,10 +59,10 @@ GROUP_WEIGHTS = (W_AU, W_AFFECT, W_EXPRESSION)
 
 _FM = {"nnan", "contract"}  # no NaN reaches the kernels (inputs are checked finite)
 _FM_DP = {"nnan", "contract", "nsz"}
-_CHECK_EVERY = 8  # diagonals between two lower-bound checks
+_CHECK_EVERY = 32  # diagonals between two lower-bound checks (each check scans two diagonals)
 
 
-_PAD = 8  # zero frames in front of each reversed listener row (read by the paired pass)
+_PAD = 8  # zero frames in front of each reversed listener row (read by the 4-diagonal pass)
 
 
 def padded_stride(n: int, m: int) -> int:
@@ -109,150 +110,255 @@ def _upper_bound(xT, yR, n, S):
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _diag_costs2(xs, ys, cnt, cc, S):
-    """Squared frame distances, per group, of the cells of two consecutive anti-diagonals.
+def _diag_costs4(xs, ys, cnt, cc, S):
+    """Squared frame distances, per group, of the cells of four consecutive anti-diagonals.
 
-    Cell ``q`` of diagonal ``k`` pairs the frames ``xs[q + d * S]`` and ``ys[q + 1 + d * S]``;
-    cell ``q`` of diagonal ``k + 1`` pairs the same ``x`` frame with ``ys[q + d * S]``, so each
-    ``x`` value is loaded once for both. ``cc[g * S + q]`` receives group ``g``'s cost on
-    diagonal ``k`` and ``cc[(3 + g) * S + q]`` on diagonal ``k + 1``. ``S`` is a compile-time
-    constant (``numba.literally``): every access is a fixed offset from ``q``, so the loop
-    vectorises over the cells. Each sum runs over the attributes in order, in float32, as a
-    row-by-row computation would.
+    Cell ``q`` of diagonal ``k + r`` (r = 0..3) pairs the frames ``xs[q + d * S]`` and
+    ``ys[q + 3 - r + d * S]``, so each ``x`` value is loaded once for the four diagonals.
+    ``cc[(3 * r + g) * S + q]`` receives group ``g``'s cost of that cell. ``S`` is a
+    compile-time constant (``numba.literally``): every access is a fixed offset from ``q``, so
+    the loop vectorises over the cells. Each sum runs over the attributes in order, in
+    float32, as a row-by-row computation would.
     """
     numba.literally(S)
     for q in range(cnt):
         xv = xs[q]
-        v = xv - ys[q + 1]
-        w = xv - ys[q]
-        s = v * v
-        t = w * w
+        v0 = xv - ys[q + 3]
+        v1 = xv - ys[q + 2]
+        v2 = xv - ys[q + 1]
+        v3 = xv - ys[q]
+        s0 = v0 * v0
+        s1 = v1 * v1
+        s2 = v2 * v2
+        s3 = v3 * v3
         xv = xs[q + S]
-        v = xv - ys[q + 1 + S]
-        w = xv - ys[q + S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + S]
+        v1 = xv - ys[q + 2 + S]
+        v2 = xv - ys[q + 1 + S]
+        v3 = xv - ys[q + S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 2 * S]
-        v = xv - ys[q + 1 + 2 * S]
-        w = xv - ys[q + 2 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 2 * S]
+        v1 = xv - ys[q + 2 + 2 * S]
+        v2 = xv - ys[q + 1 + 2 * S]
+        v3 = xv - ys[q + 2 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 3 * S]
-        v = xv - ys[q + 1 + 3 * S]
-        w = xv - ys[q + 3 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 3 * S]
+        v1 = xv - ys[q + 2 + 3 * S]
+        v2 = xv - ys[q + 1 + 3 * S]
+        v3 = xv - ys[q + 3 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 4 * S]
-        v = xv - ys[q + 1 + 4 * S]
-        w = xv - ys[q + 4 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 4 * S]
+        v1 = xv - ys[q + 2 + 4 * S]
+        v2 = xv - ys[q + 1 + 4 * S]
+        v3 = xv - ys[q + 4 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 5 * S]
-        v = xv - ys[q + 1 + 5 * S]
-        w = xv - ys[q + 5 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 5 * S]
+        v1 = xv - ys[q + 2 + 5 * S]
+        v2 = xv - ys[q + 1 + 5 * S]
+        v3 = xv - ys[q + 5 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 6 * S]
-        v = xv - ys[q + 1 + 6 * S]
-        w = xv - ys[q + 6 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 6 * S]
+        v1 = xv - ys[q + 2 + 6 * S]
+        v2 = xv - ys[q + 1 + 6 * S]
+        v3 = xv - ys[q + 6 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 7 * S]
-        v = xv - ys[q + 1 + 7 * S]
-        w = xv - ys[q + 7 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 7 * S]
+        v1 = xv - ys[q + 2 + 7 * S]
+        v2 = xv - ys[q + 1 + 7 * S]
+        v3 = xv - ys[q + 7 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 8 * S]
-        v = xv - ys[q + 1 + 8 * S]
-        w = xv - ys[q + 8 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 8 * S]
+        v1 = xv - ys[q + 2 + 8 * S]
+        v2 = xv - ys[q + 1 + 8 * S]
+        v3 = xv - ys[q + 8 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 9 * S]
-        v = xv - ys[q + 1 + 9 * S]
-        w = xv - ys[q + 9 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 9 * S]
+        v1 = xv - ys[q + 2 + 9 * S]
+        v2 = xv - ys[q + 1 + 9 * S]
+        v3 = xv - ys[q + 9 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 10 * S]
-        v = xv - ys[q + 1 + 10 * S]
-        w = xv - ys[q + 10 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 10 * S]
+        v1 = xv - ys[q + 2 + 10 * S]
+        v2 = xv - ys[q + 1 + 10 * S]
+        v3 = xv - ys[q + 10 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 11 * S]
-        v = xv - ys[q + 1 + 11 * S]
-        w = xv - ys[q + 11 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 11 * S]
+        v1 = xv - ys[q + 2 + 11 * S]
+        v2 = xv - ys[q + 1 + 11 * S]
+        v3 = xv - ys[q + 11 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 12 * S]
-        v = xv - ys[q + 1 + 12 * S]
-        w = xv - ys[q + 12 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 12 * S]
+        v1 = xv - ys[q + 2 + 12 * S]
+        v2 = xv - ys[q + 1 + 12 * S]
+        v3 = xv - ys[q + 12 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 13 * S]
-        v = xv - ys[q + 1 + 13 * S]
-        w = xv - ys[q + 13 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 13 * S]
+        v1 = xv - ys[q + 2 + 13 * S]
+        v2 = xv - ys[q + 1 + 13 * S]
+        v3 = xv - ys[q + 13 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 14 * S]
-        v = xv - ys[q + 1 + 14 * S]
-        w = xv - ys[q + 14 * S]
-        s += v * v
-        t += w * w
-        cc[q] = s
-        cc[q + 3 * S] = t
+        v0 = xv - ys[q + 3 + 14 * S]
+        v1 = xv - ys[q + 2 + 14 * S]
+        v2 = xv - ys[q + 1 + 14 * S]
+        v3 = xv - ys[q + 14 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        cc[q] = s0
+        cc[q + 3 * S] = s1
+        cc[q + 6 * S] = s2
+        cc[q + 9 * S] = s3
         xv = xs[q + 15 * S]
-        v = xv - ys[q + 1 + 15 * S]
-        w = xv - ys[q + 15 * S]
-        s = v * v
-        t = w * w
+        v0 = xv - ys[q + 3 + 15 * S]
+        v1 = xv - ys[q + 2 + 15 * S]
+        v2 = xv - ys[q + 1 + 15 * S]
+        v3 = xv - ys[q + 15 * S]
+        s0 = v0 * v0
+        s1 = v1 * v1
+        s2 = v2 * v2
+        s3 = v3 * v3
         xv = xs[q + 16 * S]
-        v = xv - ys[q + 1 + 16 * S]
-        w = xv - ys[q + 16 * S]
-        s += v * v
-        t += w * w
-        cc[q + S] = s
-        cc[q + 4 * S] = t
+        v0 = xv - ys[q + 3 + 16 * S]
+        v1 = xv - ys[q + 2 + 16 * S]
+        v2 = xv - ys[q + 1 + 16 * S]
+        v3 = xv - ys[q + 16 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        cc[q + S] = s0
+        cc[q + 4 * S] = s1
+        cc[q + 7 * S] = s2
+        cc[q + 10 * S] = s3
         xv = xs[q + 17 * S]
-        v = xv - ys[q + 1 + 17 * S]
-        w = xv - ys[q + 17 * S]
-        s = v * v
-        t = w * w
+        v0 = xv - ys[q + 3 + 17 * S]
+        v1 = xv - ys[q + 2 + 17 * S]
+        v2 = xv - ys[q + 1 + 17 * S]
+        v3 = xv - ys[q + 17 * S]
+        s0 = v0 * v0
+        s1 = v1 * v1
+        s2 = v2 * v2
+        s3 = v3 * v3
         xv = xs[q + 18 * S]
-        v = xv - ys[q + 1 + 18 * S]
-        w = xv - ys[q + 18 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 18 * S]
+        v1 = xv - ys[q + 2 + 18 * S]
+        v2 = xv - ys[q + 1 + 18 * S]
+        v3 = xv - ys[q + 18 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 19 * S]
-        v = xv - ys[q + 1 + 19 * S]
-        w = xv - ys[q + 19 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 19 * S]
+        v1 = xv - ys[q + 2 + 19 * S]
+        v2 = xv - ys[q + 1 + 19 * S]
+        v3 = xv - ys[q + 19 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 20 * S]
-        v = xv - ys[q + 1 + 20 * S]
-        w = xv - ys[q + 20 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 20 * S]
+        v1 = xv - ys[q + 2 + 20 * S]
+        v2 = xv - ys[q + 1 + 20 * S]
+        v3 = xv - ys[q + 20 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 21 * S]
-        v = xv - ys[q + 1 + 21 * S]
-        w = xv - ys[q + 21 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 21 * S]
+        v1 = xv - ys[q + 2 + 21 * S]
+        v2 = xv - ys[q + 1 + 21 * S]
+        v3 = xv - ys[q + 21 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 22 * S]
-        v = xv - ys[q + 1 + 22 * S]
-        w = xv - ys[q + 22 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 22 * S]
+        v1 = xv - ys[q + 2 + 22 * S]
+        v2 = xv - ys[q + 1 + 22 * S]
+        v3 = xv - ys[q + 22 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 23 * S]
-        v = xv - ys[q + 1 + 23 * S]
-        w = xv - ys[q + 23 * S]
-        s += v * v
-        t += w * w
+        v0 = xv - ys[q + 3 + 23 * S]
+        v1 = xv - ys[q + 2 + 23 * S]
+        v2 = xv - ys[q + 1 + 23 * S]
+        v3 = xv - ys[q + 23 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         xv = xs[q + 24 * S]
-        v = xv - ys[q + 1 + 24 * S]
-        w = xv - ys[q + 24 * S]
-        s += v * v
-        t += w * w
-        cc[q + 2 * S] = s
-        cc[q + 5 * S] = t
+        v0 = xv - ys[q + 3 + 24 * S]
+        v1 = xv - ys[q + 2 + 24 * S]
+        v2 = xv - ys[q + 1 + 24 * S]
+        v3 = xv - ys[q + 24 * S]
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        cc[q + 2 * S] = s0
+        cc[q + 5 * S] = s1
+        cc[q + 8 * S] = s2
+        cc[q + 11 * S] = s3
 
 
 @njit(cache=True, nogil=True, fastmath=_FM_DP)
@@ -286,7 +392,7 @@ def _wdtw(xT, yR, n, m, best, buf, cc, S):
     The dynamic programme runs over anti-diagonals ``k = i + j``: the cells of one diagonal do
     not depend on each other, so each diagonal is one vectorised loop. ``buf`` (3, 3, n + 2)
     float64 holds three diagonals per group, indexed by ``i + 1`` with ``inf`` sentinels;
-    ``cc`` (6 * S,) float32 holds the costs of two diagonals, computed in one pass.
+    ``cc`` (12 * S,) float32 holds the costs of four diagonals, computed in one pass.
     """
     numba.literally(S)
     inf = np.inf
@@ -305,14 +411,13 @@ def _wdtw(xT, yR, n, m, best, buf, cc, S):
         lo = max(0, k - m + 1)
         hi = min(k, n - 1)
         cnt = hi - lo + 1
-        if k % 2 == 0:
-            # costs of diagonals k and k + 1 over their union [lo, min(k + 1, n - 1)]; cell
+        r = k % 4
+        if r == 0:
+            # costs of diagonals k..k + 3 over their union [lo, min(k + 3, n - 1)]; cell
             # (i, k - i) pairs x's frame i with y's frame k - i, yR's reversed frame i + m - 1 - k
             a0 = lo
-            _diag_costs2(xT[lo:], yR[_PAD + lo + m - 2 - k:], min(k + 1, n - 1) - lo + 1, cc, S)
-            base = 0
-        else:
-            base = 3 * S + lo - a0
+            _diag_costs4(xT[lo:], yR[_PAD + lo + m - 4 - k:], min(k + 3, n - 1) - lo + 1, cc, S)
+        base = 3 * r * S + lo - a0
         c0 = cc[base:]
         c1 = cc[base + S:]
         c2 = cc[base + 2 * S:]
@@ -354,7 +459,7 @@ def _pair(x, y, S):
     yR = np.empty(_NCOL * S, np.float32)
     _transpose_padded(x, xT, S, False, 0)
     _transpose_padded(y, yR, S, True, _PAD)
-    return _wdtw(xT, yR, n, m, np.inf, np.empty((3, 3, n + 2)), np.empty(6 * S, np.float32), S)
+    return _wdtw(xT, yR, n, m, np.inf, np.empty((3, 3, n + 2)), np.empty(12 * S, np.float32), S)
 
 
 _ENTRY_POINTS: dict[tuple, object] = {}
@@ -410,7 +515,7 @@ def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, lazy, S):
         xT = np.empty(_NCOL * S, np.float32)
         _transpose_padded(pred[b, i], xT, S, False, 0)
         buf = np.empty((3, 3, n + 2))
-        cc = np.empty(6 * S, np.float32)
+        cc = np.empty(12 * S, np.float32)
         order = np.arange(nc)
         best = np.inf
         if lazy and n == m and nc > 1:
