@@ -65,13 +65,18 @@ _CHECK_EVERY = 32  # diagonals between two lower-bound checks (each check scans 
 _PAD = 8  # zero frames in front of each reversed listener row (read by the 4-diagonal pass)
 
 
+_MIN_STRIDE = 776  # REACT clips (750 frames) and anything shorter share one compiled kernel
+
+
 def padded_stride(n: int, m: int) -> int:
     """Row stride (in float32) of the transposed, padded sequences the kernel reads.
 
     Room for ``_PAD`` zeros in front and at least 8 behind; a multiple of 64 plus 8, so never
-    a multiple of 1,024 floats (4 KiB): the 25 attribute rows do not share L1 cache sets.
+    a multiple of 1,024 floats (4 KiB): the 25 attribute rows do not share L1 cache sets. The
+    stride is a compile-time constant of the kernel (each value compiles once, ~30 s, then
+    lives in numba's disk cache), so every length up to 750 frames uses the same one.
     """
-    return (max(n, m) + 2 * _PAD + 63) // 64 * 64 + 8
+    return max(_MIN_STRIDE, (max(n, m) + 2 * _PAD + 63) // 64 * 64 + 8)
 
 
 @njit(cache=True, nogil=True)
