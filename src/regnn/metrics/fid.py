@@ -54,12 +54,14 @@ from scipy import linalg
 from torch import Tensor, nn
 
 from regnn.errors import ConfigError, DataError, RegnnError
+from regnn.metrics import FID_KEY
 
 __all__ = [
-    "BLOCK_INDEX_BY_DIM", "FID_WEIGHTS_NAME", "IMAGE_EXTENSIONS", "FIDInception3",
-    "InceptionFeatures", "LoadedInception", "activation_statistics",
-    "calculate_frechet_distance", "fid_from_features", "fid_of_folders", "image_files",
-    "inception_features", "load_inception", "random_inception",
+    "BLOCK_INDEX_BY_DIM", "COMPARABILITY_NOTE", "FID_KEY", "FID_WEIGHTS_NAME",
+    "IMAGE_EXTENSIONS", "FIDInception3", "FIDSettings", "InceptionFeatures", "LoadedInception",
+    "activation_statistics", "calculate_frechet_distance", "fid_from_features", "fid_info",
+    "fid_of_folders", "fid_of_reactions", "frame_indices", "image_files", "inception_features",
+    "load_inception", "random_inception", "read_image",
 ]
 
 #: the file name pytorch-fid downloads (github.com/mseitzer/pytorch-fid, release fid_weights)
@@ -494,8 +496,8 @@ def _to_batch(images: list[np.ndarray], size: int) -> Tensor:
         arr = np.asarray(img)
         if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
             raise ValueError(f"images must be (H, W, 3) uint8, got {arr.shape} {arr.dtype}")
-        tensors.append(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
-                       .float().div_(255.0))
+        arr = np.require(arr, requirements=["C", "W"])  # PIL's arrays are read-only
+        tensors.append(torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0))
     if len({t.shape for t in tensors}) > 1:
         tensors = [F.interpolate(t[None], size=(size, size), mode="bilinear",
                                  align_corners=False)[0] for t in tensors]
@@ -547,13 +549,23 @@ def activation_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    # SciPy >= 1.16 warns on every singular input; with fewer images than feature dimensions
+    # (the usual case) the covariances are singular. pytorch-fid called sqrtm(disp=False),
+    # which stayed silent; the non-finite and imaginary checks below are the safeguards.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        return linalg.sqrtm(matrix)
+
+
 # Adapted from pytorch-fid 0.3.0, src/pytorch_fid/fid_score.py, calculate_frechet_distance
 # (Copyright 2018 Institute of Bioinformatics, JKU Linz; code adapted from
 # github.com/bioinf-jku/TTUR; stable version by Dougal J. Sutherland), licensed under the
 # Apache License, Version 2.0 (http://www.apache.org/licenses/LICENSE-2.0). Changes: the
-# deprecated ``disp`` argument of scipy.linalg.sqrtm is not used (same result), the eps retry
-# is reported through ``warnings`` instead of print, errors are RegnnError/ValueError with
-# the shapes named, and the value is returned as a Python float.
+# deprecated ``disp`` argument of scipy.linalg.sqrtm is not used (same result; SciPy's
+# singular-matrix warning is silenced instead, as disp=False did), the eps retry is reported
+# through ``warnings`` instead of print, errors are RegnnError/ValueError with the shapes
+# named, and the value is returned as a Python float.
 def calculate_frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
                                sigma2: np.ndarray, eps: float = 1e-6) -> float:
     """Fréchet distance ``|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrtm(S1 S2))`` of two Gaussians,
@@ -567,12 +579,12 @@ def calculate_frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndar
     if sigma1.shape != sigma2.shape:
         raise ValueError(f"covariances of different shapes: {sigma1.shape} vs {sigma2.shape}")
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    covmean = _sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(covmean).all():
         warnings.warn(f"fid calculation produces singular product; adding {eps} to diagonal "
                       "of cov estimates", RuntimeWarning, stacklevel=2)
         offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+        covmean = _sqrtm((sigma1 + offset).dot(sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             m = np.max(np.abs(covmean.imag))
@@ -616,3 +628,157 @@ def fid_of_folders(real_dir: str | Path, fake_dir: str | Path, weights: str | Pa
                                         progress=progress, desc=f"Inception features ({name})"))
     return {"FID": fid_from_features(feats[0], feats[1]), "real_images": len(real_files),
             "fake_images": len(fake_files), "dims": model.dims}
+
+
+# ---------------------------------------------------------------------------- REACT FRRea
+COMPARABILITY_NOTE = (
+    "Image FID is only comparable with the REACT protocol's (or a paper's) when the same "
+    "face renderer, the same frames and the same Inception weights are used; regnn's default "
+    "renderer is its weight-free cartoon face (regnn.render.FaceRenderer), not the REACT "
+    "challenge's 3-D renderer/PIRender.")
+
+
+@dataclass
+class FIDSettings:
+    """Options of the image FID of ``regnn evaluate --fid-weights`` (see :func:`fid_of_reactions`).
+
+    ``frames``: frames per reaction, evenly spaced over the clip; ``samples``: the first
+    ``samples`` of the K predictions per item (None: all); ``size``: rendered face size in
+    pixels; ``dims``: Inception feature size (2048 = pool3, the FID standard); ``real_dir`` /
+    ``fake_dir``: compare two image folders instead of rendering; ``dump_dir``: also write
+    the rendered frames there as PNG (``real/``, ``fake/``).
+    """
+
+    weights: str | Path
+    frames: int = 10
+    samples: int | None = None
+    size: int = 256
+    dims: int = 2048
+    batch_size: int = 50
+    device: str = "cpu"
+    real_dir: str | Path | None = None
+    fake_dir: str | Path | None = None
+    dump_dir: str | Path | None = None
+
+    def check(self) -> None:
+        """Refuse bad values (:class:`~regnn.errors.ConfigError`) before any work."""
+        if self.frames < 1:
+            raise ConfigError(f"--fid-frames must be >= 1, got {self.frames}")
+        if self.samples is not None and self.samples < 1:
+            raise ConfigError(f"--fid-samples must be >= 1, got {self.samples}")
+        if self.size < 32:
+            raise ConfigError(f"--fid-size must be >= 32 pixels, got {self.size}")
+        if self.dims not in BLOCK_INDEX_BY_DIM:
+            raise ConfigError(f"--fid-dims must be one of {sorted(BLOCK_INDEX_BY_DIM)}, "
+                              f"got {self.dims}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--fid-batch-size must be >= 1, got {self.batch_size}")
+        if (self.real_dir is None) != (self.fake_dir is None):
+            raise ConfigError("--fid-real and --fid-fake go together (two image folders)")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--fid-device {self.device}: no CUDA device is available")
+
+    def model(self) -> tuple[InceptionFeatures, LoadedInception]:
+        """Check the options and load the weights (a clear error if they cannot be)."""
+        self.check()
+        loaded = load_inception(self.weights, self.device)
+        return InceptionFeatures(loaded.net, dims=self.dims).to(self.device), loaded
+
+
+def frame_indices(length: int, count: int) -> np.ndarray:
+    """``count`` frame indices evenly spaced over ``[0, length - 1]`` (all if fewer)."""
+    if count >= length:
+        return np.arange(length)
+    return np.unique(np.round(np.linspace(0, length - 1, count)).astype(int))
+
+
+def _rendered(seqs: np.ndarray, idx: np.ndarray, size: int, names: list[str],
+              dump: Path | None) -> Iterator[np.ndarray]:
+    """Faces of frames ``idx`` of each (T, 25) sequence in ``seqs`` (M, T, 25), in order."""
+    from regnn.render.face import FaceRenderer
+    from regnn.utils.io import atomic_path
+
+    renderer = FaceRenderer(size=size)
+    for seq, name in zip(seqs, names):
+        for t in idx:
+            img = renderer.render(seq[t])
+            if dump is not None:
+                from PIL import Image
+
+                with atomic_path(dump / f"{name}_f{int(t):04d}.png") as tmp:
+                    Image.fromarray(img).save(tmp, format="PNG")
+            yield img
+
+
+def fid_of_reactions(pred: np.ndarray, listener: np.ndarray, settings: FIDSettings, *,
+                     model: InceptionFeatures | None = None, progress: bool = False
+                     ) -> dict[str, Any]:
+    """Image FID between rendered real listener reactions and rendered predictions.
+
+    ``pred`` (N, K, T, 25): the generated reactions; ``listener`` (N, T, 25): the real
+    listener reaction of each item. Frames :func:`frame_indices` (``settings.frames`` per
+    reaction) of every real reaction and of the first ``settings.samples`` (all by default)
+    predictions of every item are drawn with :class:`regnn.render.FaceRenderer` at
+    ``settings.size`` pixels and passed through the Inception network (pytorch-fid's input
+    handling); the score is pytorch-fid's Fréchet distance of the two feature sets.
+    Returns ``{"FID", "real_images", "fake_images", "frames", "samples", ...}``.
+    """
+    pred = np.asarray(pred, dtype=np.float32)
+    listener = np.asarray(listener, dtype=np.float32)
+    if pred.ndim != 4 or listener.ndim != 3 or pred.shape[0] != listener.shape[0]:
+        raise ValueError(f"pred must be (N, K, T, 25) and listener (N, T, 25) with the same N, "
+                         f"got {pred.shape} and {listener.shape}")
+    settings.check()
+    if model is None:
+        model, _ = settings.model()
+    k = pred.shape[1] if settings.samples is None else min(settings.samples, pred.shape[1])
+    idx = frame_indices(min(pred.shape[2], listener.shape[1]), settings.frames)
+    fake = pred[:, :k].reshape(-1, *pred.shape[2:])
+    n_real, n_fake = len(listener) * len(idx), len(fake) * len(idx)
+    if min(n_real, n_fake) < 2:
+        raise ConfigError(f"FID needs at least 2 images per set, got {n_real} real and "
+                          f"{n_fake} generated (raise --fid-frames)")
+    dump = None if settings.dump_dir is None else Path(settings.dump_dir)
+    real_names = [f"item{i:05d}" for i in range(len(listener))]
+    fake_names = [f"item{i:05d}_k{j:02d}" for i in range(pred.shape[0]) for j in range(k)]
+    feats = []
+    for name, seqs, names in (("real", listener, real_names), ("fake", fake, fake_names)):
+        frames = _rendered(seqs, idx, settings.size, names,
+                           None if dump is None else dump / name)
+        count = len(seqs) * len(idx)
+        feats.append(inception_features(model, frames, count=count,
+                                        batch_size=settings.batch_size, device=settings.device,
+                                        progress=progress,
+                                        desc=f"FID: rendering + Inception ({name})"))
+    return {"FID": fid_from_features(feats[0], feats[1]), "real_images": n_real,
+            "fake_images": n_fake, "frames": [int(t) for t in idx], "samples": int(k),
+            "dims": model.dims, "size": settings.size}
+
+
+def fid_info(settings: FIDSettings, loaded: LoadedInception, source: str,
+             counts: dict[str, Any]) -> dict[str, Any]:
+    """What ``scores.json`` records beside the FID value (weights, renderer, image counts)."""
+    info: dict[str, Any] = {
+        "weights": str(Path(settings.weights).resolve()),
+        "weights_sha256": loaded.sha256,
+        "weights_kind": loaded.kind,
+        "fid_network": loaded.is_fid_network,
+        "source": source,
+        "dims": settings.dims,
+        "batch_size": settings.batch_size,
+        "device": settings.device,
+        "real_images": counts["real_images"],
+        "fake_images": counts["fake_images"],
+        "note": COMPARABILITY_NOTE,
+    }
+    if source == "rendered":
+        info.update(renderer=f"regnn.render.FaceRenderer(size={settings.size}, supersample=2)",
+                    frames_per_reaction=len(counts["frames"]), frame_indices=counts["frames"],
+                    samples_per_item=counts["samples"])
+    else:
+        info.update(real_dir=str(Path(str(settings.real_dir)).resolve()),
+                    fake_dir=str(Path(str(settings.fake_dir)).resolve()))
+    if not loaded.is_fid_network:
+        info["warning"] = ("torchvision ImageNet weights, not the FID Inception weights: "
+                           "not comparable with any published FID")
+    return info
