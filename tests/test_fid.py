@@ -136,6 +136,20 @@ def test_strict_round_trip_and_accepted_layouts(net0: FIDInception3, weights: Pa
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, wrapped)
     again = load_inception(wrapped).net.state_dict()
     assert all(torch.equal(again[k], reference[k]) for k in state)
+    # pytorch-fid's InceptionV3 wrapper (blocks.<i>.<j>.*, no classifier): mapped by position
+    order = [["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3"],
+             ["Conv2d_3b_1x1", "Conv2d_4a_3x3"],
+             ["Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c",
+              "Mixed_6d", "Mixed_6e"], ["Mixed_7a", "Mixed_7b", "Mixed_7c"]]
+    where = {name: f"blocks.{i}.{j}" for i, names in enumerate(order)
+             for j, name in enumerate(names)}
+    blocks = {f"{where[k.split('.', 1)[0]]}.{k.split('.', 1)[1]}": v
+              for k, v in reference.items() if not k.startswith("fc.")}
+    torch.save(blocks, tmp_path / "wrapper.pth")
+    from_wrapper = load_inception(tmp_path / "wrapper.pth")
+    assert from_wrapper.kind == "pytorch-fid-wrapper" and from_wrapper.is_fid_network
+    assert all(torch.equal(from_wrapper.net.state_dict()[k], v)
+               for k, v in reference.items() if not k.startswith("fc."))
     # torchvision's ImageNet layout: AuxLogits, 1000 classes -> plain blocks, flagged
     tv = FIDInception3(num_classes=1000, fid=False).state_dict()
     tv.update({"AuxLogits.conv0.conv.weight": torch.zeros(128, 768, 1, 1),

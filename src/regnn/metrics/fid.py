@@ -383,11 +383,9 @@ def _from_wrapper(state: dict[str, Any]) -> dict[str, Any]:
     for key, value in state.items():
         parts = key.split(".", 3)
         try:
-            name = _WRAPPER_NAMES[int(parts[1])][int(parts[2])]
+            out[f"{_WRAPPER_NAMES[int(parts[1])][int(parts[2])]}.{parts[3]}"] = value
         except (ValueError, IndexError):
             out[key] = value  # reported as unexpected below
-            continue
-        out[f"{name}.{parts[3]}"] = value
     return out
 
 
