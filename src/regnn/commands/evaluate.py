@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Only with --fid-weights; without it nothing of this is computed. Numbers are "
         "comparable with the REACT protocol's only when the same renderer, frames and "
         "Inception weights are used (the default renderer is regnn's cartoon face, not the "
-        "REACT challenge's 3-D renderer). Cost on CPU: about 0.1 s per image.")
+        "REACT challenge's 3-D renderer). Cost on CPU: about 0.1-0.5 s per image (N items x "
+        "frames real images, N x K x frames generated ones) plus about 40 s for the 2048-d "
+        "Fréchet distance; --fid-device cuda where there is a GPU.")
     g.add_argument("--fid-weights", metavar="PATH", default=None,
                    help="Inception-v3 checkpoint: pytorch-fid's "
                         "pt_inception-2015-12-05-6726825d.pth (torch-fidelity's copy and "
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--fid-frames", type=int, default=10, metavar="N",
                    help="frames per reaction, evenly spaced over the clip, rendered for FID")
     g.add_argument("--fid-samples", type=int, default=None, metavar="K",
-                   help="use the first K predictions of each item (default: all)")
+                   help="use only the first K predictions of each item (None: all K)")
     g.add_argument("--fid-size", type=int, default=256, metavar="PX",
                    help="size of the rendered faces in pixels (resized to 299 for Inception)")
     g.add_argument("--fid-real", metavar="DIR", default=None,
@@ -64,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "ones are pytorch-fid's --dims options)")
     g.add_argument("--fid-batch-size", type=int, default=50, metavar="B",
                    help="images per Inception forward pass")
-    g.add_argument("--fid-device", default="cpu",
+    g.add_argument("--fid-device", default="cpu", metavar="DEV",
                    help="torch device of the Inception network (cpu, cuda, cuda:1, ...)")
     g.add_argument("--fid-dump", metavar="DIR", default=None,
                    help="also write the rendered frames as PNG to DIR/real and DIR/fake (to "
