@@ -10,6 +10,10 @@ Every item must be present with the same K and shape (K, 750, 25) and finite val
 otherwise :class:`~regnn.errors.DataError` lists the first offenders. The scores, the item
 count, K, the dataset, the code version and the timings are written to ``PRED/scores.json``
 (or ``out``), atomically.
+
+With :class:`~regnn.metrics.fid.FIDSettings` (``regnn evaluate --fid-weights PATH``) the image
+FID of the REACT protocol is added as ``scores["FRRea_FID"]``, with what it was computed from
+under ``"fid"`` (:mod:`regnn.metrics.fid`); without it nothing changes.
 """
 
 from __future__ import annotations
@@ -18,15 +22,20 @@ import hashlib
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from regnn import __version__, schema
 from regnn.errors import DataError
-from regnn.metrics import HIGHER_IS_BETTER, METRIC_KEYS, compute_all
+from regnn.metrics import FID_KEY, HIGHER_IS_BETTER, METRIC_KEYS, compute_all
 from regnn.utils.io import write_json
+
+if TYPE_CHECKING:
+    from regnn.metrics.fid import FIDSettings, InceptionFeatures, LoadedInception
 
 _RESULT = re.compile(r"result-(\d+)\.pth$")
 MAX_LISTED = 5
@@ -152,20 +161,63 @@ def _dataset_info(root: Path, split: str, n_items: int) -> dict[str, Any]:
     return info
 
 
+@contextmanager
+def _torch_threads(workers: int | None) -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    if workers is not None:
+        torch.set_num_threads(workers)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _prepare_fid(fid: FIDSettings) -> tuple[InceptionFeatures, LoadedInception]:
+    """Check the FID options, the image folders and the weight file before any other work."""
+    from regnn.metrics.fid import image_files
+
+    fid.check()
+    if fid.real_dir is not None and fid.fake_dir is not None:
+        image_files(fid.real_dir)
+        image_files(fid.fake_dir)
+    return fid.model()
+
+
+def _run_fid(fid: FIDSettings, model: InceptionFeatures, loaded: LoadedInception,
+             pred: np.ndarray | None, listeners: np.ndarray | None, workers: int | None,
+             progress: bool) -> tuple[float, dict[str, Any]]:
+    from regnn.metrics.fid import fid_info, fid_of_folders, fid_of_reactions
+
+    with _torch_threads(workers):
+        if fid.real_dir is not None and fid.fake_dir is not None:
+            res = fid_of_folders(fid.real_dir, fid.fake_dir, model=model,
+                                 batch_size=fid.batch_size, device=fid.device,
+                                 progress=progress)
+            return res["FID"], fid_info(fid, loaded, "folders", res)
+        assert pred is not None and listeners is not None
+        res = fid_of_reactions(pred, listeners, fid, model=model, progress=progress)
+        return res["FID"], fid_info(fid, loaded, "rendered", res)
+
+
 def evaluate_predictions(
     root: str | Path, split: str, pred_dir: str | Path, *, out: str | Path | None = None,
     workers: int | None = None, tlcc_first_only: bool = False, progress: bool = True,
-    write: bool = True,
+    write: bool = True, fid: FIDSettings | None = None,
 ) -> dict[str, Any]:
     """Score the predictions in ``pred_dir`` against ``split`` of the dataset at ``root``.
 
     Returns (and, with ``write``, saves to ``out`` or ``PRED/scores.json``) a dict with
     ``scores`` (the eight metrics), ``items``, ``K``, ``split``, ``dataset``, ``commit``,
-    ``regnn_version``, ``tlcc_first_only`` and ``timing`` (seconds).
+    ``regnn_version``, ``tlcc_first_only`` and ``timing`` (seconds). With ``fid`` the image
+    FID is added as ``scores["FRRea_FID"]`` and its provenance as ``"fid"``; the weight file
+    is loaded (or refused) before anything else is read.
     """
     from regnn.data.react import ReactSplit
 
     t0 = time.perf_counter()
+    fid_model = _prepare_fid(fid) if fid is not None else None
     root = Path(root)
     ds = ReactSplit(root, split, audio=False)
     speaker_paths = [it.speaker_path for it in ds.items]
@@ -179,9 +231,15 @@ def evaluate_predictions(
     scores = compute_all(pred, speakers, listeners, neighbours, tlcc_first_only=tlcc_first_only,
                          workers=workers, progress=progress, timings=timings)
     t_metrics = time.perf_counter() - t1
+    fid_result: dict[str, Any] | None = None
+    if fid is not None and fid_model is not None:
+        t2 = time.perf_counter()
+        scores[FID_KEY], fid_result = _run_fid(fid, *fid_model, pred, listeners, workers,
+                                               progress)
+        timings[FID_KEY] = time.perf_counter() - t2
     result: dict[str, Any] = {
         "scores": scores,
-        "higher_is_better": {k: HIGHER_IS_BETTER[k] for k in METRIC_KEYS},
+        "higher_is_better": {k: HIGHER_IS_BETTER[k] for k in scores},
         "items": int(pred.shape[0]),
         "K": int(pred.shape[1]),
         "frames": int(pred.shape[2]),
@@ -195,6 +253,8 @@ def evaluate_predictions(
                    **{f"{k}_s": v for k, v in timings.items()},
                    "total_s": time.perf_counter() - t0},
     }
+    if fid_result is not None:
+        result["fid"] = fid_result
     if write:
         target = Path(out) if out is not None else Path(pred_dir) / "scores.json"
         write_json(target, result)
@@ -202,13 +262,45 @@ def evaluate_predictions(
     return result
 
 
+def evaluate_fid_folders(fid: FIDSettings, *, out: str | Path | None = None,
+                         workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Only the image FID between ``fid.real_dir`` and ``fid.fake_dir`` (``regnn evaluate
+    --fid-weights W --fid-real R --fid-fake F`` without ``--data``/``--pred``); saved to
+    ``out`` when given."""
+    from regnn.errors import ConfigError
+
+    if fid.real_dir is None or fid.fake_dir is None:
+        raise ConfigError("without --data and --pred, give --fid-weights, --fid-real and "
+                          "--fid-fake (FID between two image folders)")
+    t0 = time.perf_counter()
+    model, loaded = _prepare_fid(fid)
+    value, info = _run_fid(fid, model, loaded, None, None, workers, progress)
+    result: dict[str, Any] = {
+        "scores": {FID_KEY: value},
+        "higher_is_better": {FID_KEY: HIGHER_IS_BETTER[FID_KEY]},
+        "fid": info,
+        "commit": _git_commit(),
+        "regnn_version": __version__,
+        "timing": {f"{FID_KEY}_s": time.perf_counter() - t0,
+                   "total_s": time.perf_counter() - t0},
+    }
+    if out is not None:
+        write_json(Path(out), result)
+        result["written_to"] = str(out)
+    return result
+
+
 def format_table(result: dict[str, Any]) -> str:
-    """The scores as a small text table (metric, value, direction)."""
-    lines = [f"{'metric':8s} {'value':>12s}  better"]
-    for key in METRIC_KEYS:
+    """The scores as a small text table (metric, value, direction): the REACT metrics present,
+    then the image FID when it was computed."""
+    width = max(8, len(FID_KEY)) if FID_KEY in result["scores"] else 8
+    lines = [f"{'metric':{width}s} {'value':>12s}  better"]
+    for key in (*METRIC_KEYS, FID_KEY):
+        if key not in result["scores"]:
+            continue
         value = result["scores"][key]
         arrow = "higher" if HIGHER_IS_BETTER[key] else "lower"
-        lines.append(f"{key:8s} {value:12.5f}  {arrow}")
+        lines.append(f"{key:{width}s} {value:12.5f}  {arrow}")
     return "\n".join(lines)
 
 

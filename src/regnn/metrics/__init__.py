@@ -25,6 +25,10 @@ FRRea  weight-free realism: Fréchet distance of reaction    lower
        window features (see :mod:`regnn.metrics.realism`)
 ====== ==================================================== ===========
 
+The REACT protocol's own FRRea, the image FID of rendered faces with pytorch-fid's Inception
+weights, is :mod:`regnn.metrics.fid` (key ``FRRea_FID``; ``regnn evaluate --fid-weights``);
+it needs the weight file, so it is not part of :func:`compute_all`.
+
 ``workers`` sets the number of threads of the compiled kernels (default: all cores).
 """
 
@@ -47,13 +51,15 @@ from regnn.metrics.synchrony import tlcc_offsets
 METRIC_KEYS: tuple[str, ...] = (
     "FRCorr", "FRDist", "FRDiv", "FRVar", "FRDvs", "PCC", "TLCC", "FRRea",
 )
+#: the image FID of ``regnn evaluate --fid-weights`` (:mod:`regnn.metrics.fid`)
+FID_KEY = "FRRea_FID"
 HIGHER_IS_BETTER: dict[str, bool] = {
     "FRCorr": True, "FRDist": False, "FRDiv": True, "FRVar": True, "FRDvs": True,
-    "PCC": True, "TLCC": False, "FRRea": False,
+    "PCC": True, "TLCC": False, "FRRea": False, FID_KEY: False,
 }
 
 __all__ = [
-    "HIGHER_IS_BETTER", "METRIC_KEYS", "compute_all", "fr_corr", "fr_dist", "fr_div",
+    "FID_KEY", "HIGHER_IS_BETTER", "METRIC_KEYS", "compute_all", "fr_corr", "fr_dist", "fr_div",
     "fr_dvs", "fr_rea", "fr_var", "frechet_distance", "pcc", "tlcc", "weighted_dtw_pair",
 ]
 
