@@ -221,6 +221,34 @@ def test_agreement_loss_hand_built():
     assert agreement_loss(lat, valid).item() == 0.0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_agreement_loss_kernel_matches_cdist(dtype):
+    """The CPU numba pass gives cdist's value and gradient (ties: sign(0) = 0, padding
+    ignored, a row without pairs contributes nothing)."""
+    from regnn.models.regnn import _agreement_loss_cdist
+
+    torch.manual_seed(5)
+    lat = torch.randn(6, 5, 25, 8, dtype=dtype)
+    lat[1, 2] = lat[1, 0]  # identical latents: every coordinate is a tie
+    lat[2, 3, :, :4] = lat[2, 1, :, :4]  # partial ties
+    valid = torch.rand(6, 5) < 0.7
+    valid[:, 0] = True
+    valid[1, 2] = True
+    valid[4, 1:] = False  # no pair at all in row 4
+    a, b = lat.clone().requires_grad_(), lat.clone().requires_grad_()
+    va = agreement_loss(a, valid)
+    vb = _agreement_loss_cdist(b.reshape(6, 5, -1), valid)
+    va.backward()
+    vb.backward()
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    assert va.dtype == dtype
+    assert va.item() == pytest.approx(vb.item(), rel=tol)
+    assert torch.allclose(a.grad, b.grad, rtol=tol, atol=tol * b.grad.abs().max().item())
+    none = torch.zeros(6, 5, dtype=torch.bool)
+    none[:, 0] = True  # one valid latent per row: no pair anywhere
+    assert agreement_loss(a, none).item() == 0.0
+
+
 def test_distribution_loss_forms():
     zp = torch.zeros(1, 25, 4)
     lat = torch.stack([torch.full((25, 4), 1.0), torch.full((25, 4), 3.0)])[None]
