@@ -265,6 +265,29 @@ def test_distribution_loss_forms():
         distribution_loss(zp, lat, valid, "median")
 
 
+def test_distribution_loss_min_value_and_gradient():
+    """"min" differentiates only the nearest valid latent: the same value and gradients as the
+    masked amin over all M."""
+    torch.manual_seed(6)
+    zp0, lat0 = torch.randn(5, 25, 6), torch.randn(5, 4, 25, 6)
+    valid = torch.rand(5, 4) < 0.6
+    valid[:, 0] = True
+    valid[2, 0] = False  # slot 0 padding: the nearest valid latent is elsewhere
+    valid[2, 3] = True
+    zp, lat = zp0.clone().requires_grad_(), lat0.clone().requires_grad_()
+    distribution_loss(zp, lat, valid, "min").backward()
+    zr, lr = zp0.clone().requires_grad_(), lat0.clone().requires_grad_()
+    mse = ((zr[:, None] - lr) ** 2).mean(dim=(-1, -2))
+    ref = mse.masked_fill(~valid, float("inf")).amin(dim=1).mean()
+    ref.backward()
+    assert distribution_loss(zp0, lat0, valid, "min").item() == pytest.approx(ref.item(), rel=1e-6)
+    assert torch.allclose(zp.grad, zr.grad, atol=1e-7)
+    assert torch.allclose(lat.grad, lr.grad, atol=1e-7)
+    assert (lat.grad[~valid] == 0).all()
+    valid[1] = False  # a row without any valid latent: inf, as the amin gives
+    assert distribution_loss(zp0, lat0, valid, "min").item() == float("inf")
+
+
 def test_noise_modes():
     g = torch.Generator().manual_seed(0)
     eps = sample_noise((2, 3, 4, 25, 20), 0.6, "scaled", g, torch.device("cpu"), (1, 3, 4))

@@ -188,8 +188,18 @@ def distribution_loss(zp: torch.Tensor, latents: torch.Tensor, valid: torch.Tens
     if form == "mean":
         mean = (latents * validf[..., None, None]).sum(1) / validf.sum(1)[:, None, None]
         return ((zp - mean) ** 2).mean()
+    if form == "min" and bool(valid.any(dim=1).all()):
+        # The minimum's gradient reaches only the nearest latent, so pick it without autograd
+        # and differentiate the (B, I, D) term alone instead of all M: the same value and
+        # gradient (bit for bit when the minimum is unique; on an exact tie amin would share
+        # the gradient between the tied latents, this gives it to the first).
+        with torch.no_grad():
+            d2 = (zp.detach()[:, None] - latents.detach()).square_().mean(dim=(-1, -2))
+            best = d2.masked_fill_(~valid, float("inf")).argmin(dim=1)
+        nearest = latents[torch.arange(latents.shape[0], device=latents.device), best]
+        return ((zp - nearest) ** 2).mean(dim=(-1, -2)).mean()
     mse = ((zp[:, None] - latents) ** 2).mean(dim=(-1, -2))  # (B, M)
-    if form == "min":
+    if form == "min":  # a row without any valid latent: inf, as before
         return mse.masked_fill(~valid, float("inf")).amin(dim=1).mean()
     if form == "nll":
         t = 2.0 * sigma**2
