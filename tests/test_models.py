@@ -348,3 +348,25 @@ def test_face_skip_adds_the_speaker_series():
         off.cognitive.heads[-1].weight.zero_()
         off.cognitive.heads[-1].bias.zero_()
     assert off.distribution(face, torch.randn(2, 20, 64))[0].abs().max() == 0
+
+
+def test_make_adam_fused_on_cpu_same_update():
+    """regnn train's optimiser: Adam's fused kernel on CPU, the same steps up to rounding."""
+    from regnn.models.module import make_adam
+
+    torch.manual_seed(7)
+    a = torch.nn.Linear(30, 20)
+    b = torch.nn.Linear(30, 20)
+    b.load_state_dict(a.state_dict())
+    w0 = a.weight.detach().clone()
+    opt_a = torch.optim.Adam(a.parameters(), lr=1e-2, weight_decay=5e-4)
+    opt_b = make_adam(b.parameters(), lr=1e-2, weight_decay=5e-4)
+    assert opt_b.defaults["fused"] is True
+    for _ in range(5):
+        x = torch.randn(8, 30)
+        for m, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            (m(x) ** 2).mean().backward()
+            opt.step()
+    assert torch.allclose(a.weight, b.weight, atol=1e-6)
+    assert (b.weight - w0).abs().max() > 1e-3  # the steps did move the weights
