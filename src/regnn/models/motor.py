@@ -155,10 +155,18 @@ class REGNNLayer(nn.Module):
         e_w = (e0 * self.w_e[:, None, None]).permute(0, 2, 1, 3).contiguous()
         return e_r, e_w
 
-    def phi(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
-            gamma: torch.Tensor | None = None, safe_exp: bool | None = None,
-            operands: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """``φ(x)`` of Eqs. (10)-(13), scaled by ``γ``.
+    def qk_weight(self) -> torch.Tensor:
+        """``[W_q / √d_k | W_m]`` ``(D, 2 d_k)``: query and key of Eq. (11) in one product, the
+        logit scale folded into the small weight instead of the ``I x I`` logits (exact for
+        ``d_k = 16``, a power of 4)."""
+        return torch.cat([self.w_q * (1.0 / math.sqrt(self.key_dim)), self.w_m], dim=1)
+
+    def propagation(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
+                    gamma: torch.Tensor | None = None, safe_exp: bool | None = None,
+                    operands: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Π, s)`` with ``φ(x) = Π s`` (Eqs. 10-13 scaled by ``γ``): ``Π (B, M, I, J)``
+        combines the channels by ``w_e`` and includes ``γ``; ``s = Sig(x) (B, M, I, D)``.
 
         ``e0`` is zero off the adjacency (:func:`prepare_edges`), which masks Eqs. (10)-(11) by
         itself. The logits are bounded (``s`` is a sigmoid), so the row-max shift of the
@@ -169,9 +177,10 @@ class REGNNLayer(nn.Module):
         if safe_exp is None:
             safe_exp = self.logit_bound() > 60.0
         e_r, e_w = self.edge_operands(e0) if operands is None else operands
+        dk = self.key_dim
         s = torch.sigmoid(x)  # (B, M, I, D)
-        logits = (s @ self.w_q) @ (s @ self.w_m).transpose(-1, -2)
-        logits = logits * (1.0 / math.sqrt(self.key_dim))  # (B, M, I, J)
+        qk = s @ self.qk_weight()  # (B, M, I, 2 d_k)
+        logits = qk[..., :dk] @ qk[..., dk:].transpose(-1, -2)  # (B, M, I, J)
         if safe_exp:
             logits = logits.masked_fill(~adjacency[:, None], float("-inf"))
             logits = logits - logits.amax(dim=-1, keepdim=True)
@@ -179,31 +188,41 @@ class REGNNLayer(nn.Module):
         # that the two per-node products below are plain batched matmuls without copies
         a = torch.exp(logits).transpose(1, 2).contiguous()
         r = a @ e_r  # (B, I, M, P): Eq. 10 denominators, per channel
-        coef = r.reciprocal() @ e_w  # (B, I, M, J): Σ_p w_p e0_p / r_p
-        # Eq. 13, channels combined by w_e (back to (B, M, I, J) contiguous: a transposed
-        # operand sends the batched product down a ~6x slower path)
-        return gamma * ((a * coef).transpose(1, 2).contiguous() @ s)
+        # Σ_p γ w_p e0_p / r_p: γ applied to the (B, I, M, P) reciprocals, the smallest operand
+        coef = (r.reciprocal() * gamma) @ e_w  # (B, I, M, J)
+        # channels combined by w_e, back to (B, M, I, J) contiguous (a transposed operand
+        # sends the batched product down a ~6x slower path)
+        return (a * coef).transpose(1, 2).contiguous(), s
+
+    def phi(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
+            gamma: torch.Tensor | None = None, safe_exp: bool | None = None,
+            operands: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``φ(x)`` of Eqs. (10)-(13), scaled by ``γ`` (see :meth:`propagation`)."""
+        pi, s = self.propagation(x, e0, adjacency, gamma, safe_exp, operands)
+        return pi @ s  # Eq. 13
 
     def forward(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
-        return x + self.phi(x, e0, adjacency)
+        """``x + φ(x)`` (Eq. 12), the sum fused into the product of Eq. 13."""
+        pi, s = self.propagation(x, e0, adjacency)
+        I, D = x.shape[-2:]
+        out = torch.baddbmm(x.reshape(-1, I, D), pi.reshape(-1, I, I), s.reshape(-1, I, D))
+        return out.view(x.shape)
 
     def _phi_inplace(self, x: torch.Tensor, w_qm: torch.Tensor, adjacency: torch.Tensor,
                      gamma: float, safe_exp: bool,
                      operands: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """:meth:`phi` for the no-grad inverse: the same operations, fewer temporaries
-        (``q`` and ``k`` in one product with ``[W_q | W_m]``, elementwise steps in place)."""
+        (``w_qm`` is :meth:`qk_weight`, elementwise steps in place)."""
         e_r, e_w = operands
         s = torch.sigmoid(x)
         qk = s @ w_qm
         logits = qk[..., :self.key_dim] @ qk[..., self.key_dim:].transpose(-1, -2)
-        logits.mul_(1.0 / math.sqrt(self.key_dim))
         if safe_exp:
             logits.masked_fill_(~adjacency[:, None], float("-inf"))
             logits.sub_(logits.amax(dim=-1, keepdim=True))
         a = logits.exp_().transpose(1, 2).contiguous()
-        coef = (a @ e_r).reciprocal_() @ e_w
-        out = coef.mul_(a).transpose(1, 2).contiguous() @ s
-        return out.mul_(gamma)
+        coef = (a @ e_r).reciprocal_().mul_(gamma) @ e_w
+        return coef.mul_(a).transpose(1, 2).contiguous() @ s
 
     @torch.no_grad()
     def inverse(self, y: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
@@ -216,7 +235,7 @@ class REGNNLayer(nn.Module):
         gamma = float(self.gamma())
         safe = self.logit_bound() > 60.0
         ops = self.edge_operands(e0)
-        w_qm = torch.cat([self.w_q, self.w_m], dim=1)
+        w_qm = self.qk_weight()
         x = y
         step = float("inf")
         it = 0
