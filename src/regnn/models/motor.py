@@ -179,8 +179,10 @@ class REGNNLayer(nn.Module):
         e_r, e_w = self.edge_operands(e0) if operands is None else operands
         dk = self.key_dim
         s = torch.sigmoid(x)  # (B, M, I, D)
-        qk = s @ self.qk_weight()  # (B, M, I, 2 d_k)
-        logits = qk[..., :dk] @ qk[..., dk:].transpose(-1, -2)  # (B, M, I, J)
+        # q and k as unbind views of one product: backward stacks their gradients into one
+        # buffer (slicing made it zero-fill and copy a buffer per slice)
+        q, k = (s @ self.qk_weight()).unflatten(-1, (2, dk)).unbind(-2)  # (B, M, I, d_k)
+        logits = q @ k.transpose(-1, -2)  # (B, M, I, J)
         if safe_exp:
             logits = logits.masked_fill(~adjacency[:, None], float("-inf"))
             logits = logits - logits.amax(dim=-1, keepdim=True)
