@@ -225,8 +225,13 @@ def agreement_loss(latents: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         n = (pair_count * (pair_count - 1)).sum() // 2
         if n == 0:
             return latents.new_zeros(())
-        return _PairwiseL1.apply(flat, valid) / (n * flat.shape[-1])
+        return _pairwise_l1(flat, valid) / (n * flat.shape[-1])
     return _agreement_loss_cdist(flat, valid)
+
+
+@torch.compiler.disable  # a numba call: torch.compile leaves it to eager (a graph break)
+def _pairwise_l1(flat: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    return _PairwiseL1.apply(flat, valid)
 
 
 def _agreement_loss_cdist(flat: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
