@@ -37,7 +37,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--rows", type=int, default=30, help="rows of the profiler table")
+    ap.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                    help="'thread': this thread's CPU time, robust to other processes' load "
+                         "but meaningful only with --threads 1 (all the work on this thread)")
     args = ap.parse_args()
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -57,25 +61,25 @@ def main() -> None:
     def step(s: int) -> list[float]:
         """One step of ``REGNN.losses`` + backward + Adam, timed part by part."""
         s %= n_batches
-        t = [time.perf_counter()]
+        t = [clock()]
         batch = ds.__getitems__(order[s * 128:(s + 1) * 128].tolist())
-        t.append(time.perf_counter())
+        t.append(clock())
         face = batch["face"]
         fused = model.perceptual(face, batch["audio"])
-        t.append(time.perf_counter())
+        t.append(clock())
         zp, edges, adjacency = model.cognitive(fused, face.transpose(1, 2))
-        t.append(time.perf_counter())
+        t.append(clock())
         latents = model.encode(batch["reactions"], edges, adjacency)
-        t.append(time.perf_counter())
+        t.append(clock())
         loss = (distribution_loss(zp, latents, batch["valid"], cfg.distribution_loss,
                                   cfg.gmm_sigma)
                 + cfg.agreement_weight * agreement_loss(latents, batch["valid"]))
-        t.append(time.perf_counter())
+        t.append(clock())
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        t.append(time.perf_counter())
+        t.append(clock())
         opt.step()
-        t.append(time.perf_counter())
+        t.append(clock())
         return [b - a for a, b in zip(t, t[1:])]
 
     for s in range(2):  # warm-up (numba kernel load, allocator)
@@ -83,8 +87,8 @@ def main() -> None:
     parts = [step(s) for s in range(2, 2 + args.steps)]
     medians = [statistics.median(col) for col in zip(*parts)]
     total = sum(medians)
-    print(f"REGNN training step, batch 128 x 10, {torch.get_num_threads()} threads "
-          f"(medians of {args.steps} steps):")
+    print(f"REGNN training step, batch 128 x 10, {torch.get_num_threads()} threads, "
+          f"{args.clock} clock (medians of {args.steps} steps):")
     for name, m in zip(PARTS, medians):
         print(f"  {name:15s} {m * 1e3:7.1f} ms  {100 * m / total:5.1f} %")
     print(f"  {'sum':15s} {total * 1e3:7.1f} ms  -> {128 / total:.0f} windows/s")
