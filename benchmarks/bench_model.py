@@ -25,6 +25,7 @@ import torch
 
 from regnn.config import load_config
 from regnn.data.training import AppropriateWindows
+from regnn.models.module import make_adam
 from regnn.models.regnn import REGNN
 
 
@@ -56,7 +57,7 @@ def bench_training(model: REGNN, steps: int) -> dict:
     listeners = rng.uniform(0, 1, (n, T, 25)).astype(np.float32)
     neighbours = rng.uniform(size=(n, n)) < 0.3
     ds = AppropriateWindows(speakers, audio, listeners, neighbours, 50, 25, appropriate=10)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=5e-4)
+    opt = make_adam(model.parameters(), lr=1e-4, weight_decay=5e-4)  # as regnn train
     order = rng.permutation(len(ds))
     times = []
     for s in range(steps + 1):

@@ -168,7 +168,7 @@ def test_motor_inverse_phi_matches_phi(factor):
     assert safe == (factor > 1.0)
     with torch.no_grad():
         ref = layer.phi(x, e0, adj)
-        w_qm = torch.cat([layer.w_q, layer.w_m], dim=1)
+        w_qm = layer.qk_weight()
         fast = layer._phi_inplace(x.contiguous(), w_qm, adj, float(layer.gamma()), safe,
                                   layer.edge_operands(e0))
     assert torch.allclose(fast, ref, rtol=1e-5, atol=1e-6)
@@ -221,6 +221,34 @@ def test_agreement_loss_hand_built():
     assert agreement_loss(lat, valid).item() == 0.0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_agreement_loss_kernel_matches_cdist(dtype):
+    """The CPU numba pass gives cdist's value and gradient (ties: sign(0) = 0, padding
+    ignored, a row without pairs contributes nothing)."""
+    from regnn.models.regnn import _agreement_loss_cdist
+
+    torch.manual_seed(5)
+    lat = torch.randn(6, 5, 25, 8, dtype=dtype)
+    lat[1, 2] = lat[1, 0]  # identical latents: every coordinate is a tie
+    lat[2, 3, :, :4] = lat[2, 1, :, :4]  # partial ties
+    valid = torch.rand(6, 5) < 0.7
+    valid[:, 0] = True
+    valid[1, 2] = True
+    valid[4, 1:] = False  # no pair at all in row 4
+    a, b = lat.clone().requires_grad_(), lat.clone().requires_grad_()
+    va = agreement_loss(a, valid)
+    vb = _agreement_loss_cdist(b.reshape(6, 5, -1), valid)
+    va.backward()
+    vb.backward()
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    assert va.dtype == dtype
+    assert va.item() == pytest.approx(vb.item(), rel=tol)
+    assert torch.allclose(a.grad, b.grad, rtol=tol, atol=tol * b.grad.abs().max().item())
+    none = torch.zeros(6, 5, dtype=torch.bool)
+    none[:, 0] = True  # one valid latent per row: no pair anywhere
+    assert agreement_loss(a, none).item() == 0.0
+
+
 def test_distribution_loss_forms():
     zp = torch.zeros(1, 25, 4)
     lat = torch.stack([torch.full((25, 4), 1.0), torch.full((25, 4), 3.0)])[None]
@@ -235,6 +263,29 @@ def test_distribution_loss_forms():
     assert distribution_loss(zp, lat, valid, "min").item() == pytest.approx(9.0)
     with pytest.raises(ConfigError):
         distribution_loss(zp, lat, valid, "median")
+
+
+def test_distribution_loss_min_value_and_gradient():
+    """"min" differentiates only the nearest valid latent: the same value and gradients as the
+    masked amin over all M."""
+    torch.manual_seed(6)
+    zp0, lat0 = torch.randn(5, 25, 6), torch.randn(5, 4, 25, 6)
+    valid = torch.rand(5, 4) < 0.6
+    valid[:, 0] = True
+    valid[2, 0] = False  # slot 0 padding: the nearest valid latent is elsewhere
+    valid[2, 3] = True
+    zp, lat = zp0.clone().requires_grad_(), lat0.clone().requires_grad_()
+    distribution_loss(zp, lat, valid, "min").backward()
+    zr, lr = zp0.clone().requires_grad_(), lat0.clone().requires_grad_()
+    mse = ((zr[:, None] - lr) ** 2).mean(dim=(-1, -2))
+    ref = mse.masked_fill(~valid, float("inf")).amin(dim=1).mean()
+    ref.backward()
+    assert distribution_loss(zp0, lat0, valid, "min").item() == pytest.approx(ref.item(), rel=1e-6)
+    assert torch.allclose(zp.grad, zr.grad, atol=1e-7)
+    assert torch.allclose(lat.grad, lr.grad, atol=1e-7)
+    assert (lat.grad[~valid] == 0).all()
+    valid[1] = False  # a row without any valid latent: inf, as the amin gives
+    assert distribution_loss(zp0, lat0, valid, "min").item() == float("inf")
 
 
 def test_noise_modes():
@@ -297,3 +348,25 @@ def test_face_skip_adds_the_speaker_series():
         off.cognitive.heads[-1].weight.zero_()
         off.cognitive.heads[-1].bias.zero_()
     assert off.distribution(face, torch.randn(2, 20, 64))[0].abs().max() == 0
+
+
+def test_make_adam_fused_on_cpu_same_update():
+    """regnn train's optimiser: Adam's fused kernel on CPU, the same steps up to rounding."""
+    from regnn.models.module import make_adam
+
+    torch.manual_seed(7)
+    a = torch.nn.Linear(30, 20)
+    b = torch.nn.Linear(30, 20)
+    b.load_state_dict(a.state_dict())
+    w0 = a.weight.detach().clone()
+    opt_a = torch.optim.Adam(a.parameters(), lr=1e-2, weight_decay=5e-4)
+    opt_b = make_adam(b.parameters(), lr=1e-2, weight_decay=5e-4)
+    assert opt_b.defaults["fused"] is True
+    for _ in range(5):
+        x = torch.randn(8, 30)
+        for m, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            (m(x) ** 2).mean().backward()
+            opt.step()
+    assert torch.allclose(a.weight, b.weight, atol=1e-6)
+    assert (b.weight - w0).abs().max() > 1e-3  # the steps did move the weights

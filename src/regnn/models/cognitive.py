@@ -49,7 +49,7 @@ class MEFL(nn.Module):
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, I, _ = z.shape
         qk = self.qk(z).view(B, I, 2, self.channels, self.key_dim).permute(2, 0, 3, 1, 4)
-        q, k = qk[0], qk[1]  # (B, P, I, dk)
+        q, k = qk.unbind(0)  # (B, P, I, dk); backward stacks, no zero-filled buffer per index
         attn = torch.softmax(q @ k.transpose(-1, -2) / self.key_dim**0.5, dim=-1)  # [b,p,src,dst]
         # the channel norm as sqrt(Σ_p a_p²): a strided reduction over dim 1 in one pass
         # (linalg's norm over a middle dimension was ~10x slower)

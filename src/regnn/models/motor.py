@@ -147,18 +147,26 @@ class REGNNLayer(nn.Module):
             nm = torch.linalg.matrix_norm(self.w_m, ord=2)
             return float(self.node_dim * nq * nm / math.sqrt(self.key_dim))
 
-    def edge_operands(self, e0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def edge_operands(e0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``e0`` laid out for Eq. (10)'s batched products: ``(B, I, J, P)`` and
-        ``w_e``-weighted ``(B, I, P, J)`` (computed once per call, shared by iterations)."""
-        # contiguous once here, so that the per-iteration batched products do not copy them
-        e_r = e0.permute(0, 2, 3, 1).contiguous()
-        e_w = (e0 * self.w_e[:, None, None]).permute(0, 2, 1, 3).contiguous()
-        return e_r, e_w
+        ``(B, I, P, J)``. They hold no layer parameter (``w_e`` is applied to the smaller
+        ``(B, I, M, P)`` reciprocals), so one pair serves every layer and every iteration."""
+        # contiguous once here, so that the batched products do not copy them
+        return e0.permute(0, 2, 3, 1).contiguous(), e0.permute(0, 2, 1, 3).contiguous()
 
-    def phi(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
-            gamma: torch.Tensor | None = None, safe_exp: bool | None = None,
-            operands: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """``φ(x)`` of Eqs. (10)-(13), scaled by ``γ``.
+    def qk_weight(self) -> torch.Tensor:
+        """``[W_q / √d_k | W_m]`` ``(D, 2 d_k)``: query and key of Eq. (11) in one product, the
+        logit scale folded into the small weight instead of the ``I x I`` logits (exact for
+        ``d_k = 16``, a power of 4)."""
+        return torch.cat([self.w_q * (1.0 / math.sqrt(self.key_dim)), self.w_m], dim=1)
+
+    def propagation(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
+                    gamma: torch.Tensor | None = None, safe_exp: bool | None = None,
+                    operands: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Π, s)`` with ``φ(x) = Π s`` (Eqs. 10-13 scaled by ``γ``): ``Π (B, M, I, J)``
+        combines the channels by ``w_e`` and includes ``γ``; ``s = Sig(x) (B, M, I, D)``.
 
         ``e0`` is zero off the adjacency (:func:`prepare_edges`), which masks Eqs. (10)-(11) by
         itself. The logits are bounded (``s`` is a sigmoid), so the row-max shift of the
@@ -168,10 +176,13 @@ class REGNNLayer(nn.Module):
         gamma = self.gamma() if gamma is None else gamma
         if safe_exp is None:
             safe_exp = self.logit_bound() > 60.0
-        e_r, e_w = self.edge_operands(e0) if operands is None else operands
+        e_r, e_p = self.edge_operands(e0) if operands is None else operands
+        dk = self.key_dim
         s = torch.sigmoid(x)  # (B, M, I, D)
-        logits = (s @ self.w_q) @ (s @ self.w_m).transpose(-1, -2)
-        logits = logits * (1.0 / math.sqrt(self.key_dim))  # (B, M, I, J)
+        # q and k as unbind views of one product: backward stacks their gradients into one
+        # buffer (slicing made it zero-fill and copy a buffer per slice)
+        q, k = (s @ self.qk_weight()).unflatten(-1, (2, dk)).unbind(-2)  # (B, M, I, d_k)
+        logits = q @ k.transpose(-1, -2)  # (B, M, I, J)
         if safe_exp:
             logits = logits.masked_fill(~adjacency[:, None], float("-inf"))
             logits = logits - logits.amax(dim=-1, keepdim=True)
@@ -179,35 +190,49 @@ class REGNNLayer(nn.Module):
         # that the two per-node products below are plain batched matmuls without copies
         a = torch.exp(logits).transpose(1, 2).contiguous()
         r = a @ e_r  # (B, I, M, P): Eq. 10 denominators, per channel
-        coef = r.reciprocal() @ e_w  # (B, I, M, J): Σ_p w_p e0_p / r_p
-        # Eq. 13, channels combined by w_e (back to (B, M, I, J) contiguous: a transposed
-        # operand sends the batched product down a ~6x slower path)
-        return gamma * ((a * coef).transpose(1, 2).contiguous() @ s)
+        # Σ_p γ w_p e0_p / r_p: γ w_e applied to the (B, I, M, P) reciprocals, the smallest
+        # operand
+        coef = (r.reciprocal() * (gamma * self.w_e)) @ e_p  # (B, I, M, J)
+        # channels combined by w_e, back to (B, M, I, J) contiguous (a transposed operand
+        # sends the batched product down a ~6x slower path)
+        return (a * coef).transpose(1, 2).contiguous(), s
 
-    def forward(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
-        return x + self.phi(x, e0, adjacency)
+    def phi(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
+            gamma: torch.Tensor | None = None, safe_exp: bool | None = None,
+            operands: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``φ(x)`` of Eqs. (10)-(13), scaled by ``γ`` (see :meth:`propagation`)."""
+        pi, s = self.propagation(x, e0, adjacency, gamma, safe_exp, operands)
+        return pi @ s  # Eq. 13
+
+    def forward(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
+                operands: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``x + φ(x)`` (Eq. 12), the sum fused into the product of Eq. 13."""
+        pi, s = self.propagation(x, e0, adjacency, operands=operands)
+        I, D = x.shape[-2:]
+        out = torch.baddbmm(x.reshape(-1, I, D), pi.reshape(-1, I, I), s.reshape(-1, I, D))
+        return out.view(x.shape)
 
     def _phi_inplace(self, x: torch.Tensor, w_qm: torch.Tensor, adjacency: torch.Tensor,
                      gamma: float, safe_exp: bool,
                      operands: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """:meth:`phi` for the no-grad inverse: the same operations, fewer temporaries
-        (``q`` and ``k`` in one product with ``[W_q | W_m]``, elementwise steps in place)."""
-        e_r, e_w = operands
+        (``w_qm`` is :meth:`qk_weight`, elementwise steps in place)."""
+        e_r, e_p = operands
         s = torch.sigmoid(x)
         qk = s @ w_qm
         logits = qk[..., :self.key_dim] @ qk[..., self.key_dim:].transpose(-1, -2)
-        logits.mul_(1.0 / math.sqrt(self.key_dim))
         if safe_exp:
             logits.masked_fill_(~adjacency[:, None], float("-inf"))
             logits.sub_(logits.amax(dim=-1, keepdim=True))
         a = logits.exp_().transpose(1, 2).contiguous()
-        coef = (a @ e_r).reciprocal_() @ e_w
-        out = coef.mul_(a).transpose(1, 2).contiguous() @ s
-        return out.mul_(gamma)
+        coef = (a @ e_r).reciprocal_().mul_(self.w_e.detach() * gamma) @ e_p
+        return coef.mul_(a).transpose(1, 2).contiguous() @ s
 
     @torch.no_grad()
     def inverse(self, y: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
-                tol: float = 1e-6, max_iter: int = 200) -> tuple[torch.Tensor, dict]:
+                tol: float = 1e-6, max_iter: int = 200,
+                operands: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, dict]:
         """Solve ``x + φ(x) = y`` by the fixed-point iteration of Eq. (14), from ``x_0 = y``.
 
         Stops when ``max |x_k - x_{k-1}| <= tol`` or after ``max_iter`` steps; returns the
@@ -215,8 +240,8 @@ class REGNNLayer(nn.Module):
         """
         gamma = float(self.gamma())
         safe = self.logit_bound() > 60.0
-        ops = self.edge_operands(e0)
-        w_qm = torch.cat([self.w_q, self.w_m], dim=1)
+        ops = self.edge_operands(e0) if operands is None else operands
+        w_qm = self.qk_weight()
         x = y
         step = float("inf")
         it = 0
@@ -259,8 +284,9 @@ class REGNNMotor(nn.Module):
         x, squeeze = self._graphs(x)
         x = x.contiguous()  # reaction windows arrive as (D, I) transposed views; copy once
         e0 = prepare_edges(edges, adjacency)
+        ops = REGNNLayer.edge_operands(e0)  # shared by the layers
         for layer in self.layers:
-            x = layer(x, e0, adjacency)
+            x = layer(x, e0, adjacency, ops)
         return x[:, 0] if squeeze else x
 
     @torch.no_grad()
@@ -271,8 +297,9 @@ class REGNNMotor(nn.Module):
         x = x.contiguous()  # latents built from Ẑp's transposed view; copy once, not per step
         e0 = prepare_edges(edges, adjacency)
         info = InverseInfo()
+        ops = REGNNLayer.edge_operands(e0)
         for layer in reversed(self.layers):
-            x, li = layer.inverse(x, e0, adjacency, tol=tol, max_iter=max_iter)
+            x, li = layer.inverse(x, e0, adjacency, tol=tol, max_iter=max_iter, operands=ops)
             info.iterations.append(li["iterations"])
             info.last_step.append(li["last_step"])
             info.residual.append(li["residual"])

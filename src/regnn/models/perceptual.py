@@ -59,9 +59,12 @@ class Attention(nn.Module):
         B, T, W = x.shape
         h = self.heads
         q = self.q(x).view(B, T, h, W // h).transpose(1, 2)
-        k, v = self.kv(ctx).view(B, ctx.shape[1], 2, h, W // h).permute(2, 0, 3, 1, 4)
+        # k and v as views of the one (B, S, 2, h, W/h) product: in backward their gradients
+        # are stacked straight into that layout (a permute here made backward copy twice)
+        k, v = self.kv(ctx).view(B, ctx.shape[1], 2, h, W // h).unbind(2)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=causal and attn_mask is None,
+            q, k.transpose(1, 2), v.transpose(1, 2), attn_mask=attn_mask,
+            is_causal=causal and attn_mask is None,
             dropout_p=self.dropout if self.training else 0.0,
         )
         return self.out(y.transpose(1, 2).reshape(B, T, W))

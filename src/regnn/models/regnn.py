@@ -188,8 +188,18 @@ def distribution_loss(zp: torch.Tensor, latents: torch.Tensor, valid: torch.Tens
     if form == "mean":
         mean = (latents * validf[..., None, None]).sum(1) / validf.sum(1)[:, None, None]
         return ((zp - mean) ** 2).mean()
+    if form == "min" and bool(valid.any(dim=1).all()):
+        # The minimum's gradient reaches only the nearest latent, so pick it without autograd
+        # and differentiate the (B, I, D) term alone instead of all M: the same value and
+        # gradient (bit for bit when the minimum is unique; on an exact tie amin would share
+        # the gradient between the tied latents, this gives it to the first).
+        with torch.no_grad():
+            d2 = (zp.detach()[:, None] - latents.detach()).square_().mean(dim=(-1, -2))
+            best = d2.masked_fill_(~valid, float("inf")).argmin(dim=1)
+        nearest = latents[torch.arange(latents.shape[0], device=latents.device), best]
+        return ((zp - nearest) ** 2).mean(dim=(-1, -2)).mean()
     mse = ((zp[:, None] - latents) ** 2).mean(dim=(-1, -2))  # (B, M)
-    if form == "min":
+    if form == "min":  # a row without any valid latent: inf, as before
         return mse.masked_fill(~valid, float("inf")).amin(dim=1).mean()
     if form == "nll":
         t = 2.0 * sigma**2
@@ -200,15 +210,55 @@ def distribution_loss(zp: torch.Tensor, latents: torch.Tensor, valid: torch.Tens
 
 
 def agreement_loss(latents: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Eq. (7), normalised: mean over valid pairs ``m1 < m2`` of ``mean |ḡ_m1 - ḡ_m2|``."""
+    """Eq. (7), normalised: mean over valid pairs ``m1 < m2`` of ``mean |ḡ_m1 - ḡ_m2|``.
+
+    On CPU (float32/float64) the pair sums and their gradient come from one numba pass
+    (:mod:`regnn.models._agreement_kernel`); elsewhere from ``torch.cdist``. The two give the
+    same value and gradient up to float rounding (``sign(0) = 0`` in both).
+    """
     B, M = valid.shape
     if M < 2:
         return latents.new_zeros(())
     flat = latents.reshape(B, M, -1)
+    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
+        pair_count = valid.sum(1)
+        n = (pair_count * (pair_count - 1)).sum() // 2
+        if n == 0:
+            return latents.new_zeros(())
+        return _pairwise_l1(flat, valid) / (n * flat.shape[-1])
+    return _agreement_loss_cdist(flat, valid)
+
+
+@torch.compiler.disable  # a numba call: torch.compile leaves it to eager (a graph break)
+def _pairwise_l1(flat: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    return _PairwiseL1.apply(flat, valid)
+
+
+def _agreement_loss_cdist(flat: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """:func:`agreement_loss` by ``torch.cdist`` (any device); ``flat (B, M, L)``."""
+    M = valid.shape[1]
     dist = torch.cdist(flat, flat, p=1) / flat.shape[-1]  # (B, M, M)
     pair = valid[:, :, None] & valid[:, None, :]
     pair = pair & torch.ones(M, M, dtype=torch.bool, device=valid.device).triu(1)
     n = pair.sum()
     if n == 0:
-        return latents.new_zeros(())
+        return flat.new_zeros(())
     return (dist * pair).sum() / n
+
+
+class _PairwiseL1(torch.autograd.Function):
+    """``Σ_b Σ_{valid m1<m2} ‖x[b,m1] - x[b,m2]‖_1`` for CPU ``x (B, M, L)``, numba kernel."""
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        from regnn.models._agreement_kernel import pairwise_l1
+
+        x = flat.detach().contiguous().numpy()
+        sums, signs = pairwise_l1(x, valid.detach().cpu().numpy())
+        ctx.save_for_backward(torch.from_numpy(signs))
+        return torch.tensor(float(sums.sum()), dtype=flat.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (signs,) = ctx.saved_tensors
+        return signs * grad, None
