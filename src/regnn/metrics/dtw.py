@@ -378,6 +378,29 @@ def _diag_dp(c, up, diag, out, cnt):
         out[q] = np.float64(c[q]) + u
 
 
+@njit(cache=True, nogil=True, fastmath=_FM_DP)
+def _diag_dp2(c, c2, up, diag, out, out2, cnt):
+    """Two consecutive diagonals of one group in one pass: diagonal ``k`` as in
+    :func:`_diag_dp`, and for each of its cells the cell of diagonal ``k + 1`` in the same row,
+    ``out2[q] = c2[q] + min(out[q - 1], out[q], up[q])``, whose two values of diagonal ``k``
+    are still in registers (``out[-1]`` is the ``inf`` sentinel). Same operations, same
+    values; about 40% fewer loads than two passes."""
+    ap = np.inf
+    for q in range(cnt):
+        b0 = up[q]
+        u = b0
+        w = up[q + 1]
+        u = u if u < w else w
+        w = diag[q]
+        u = u if u < w else w
+        a = np.float64(c[q]) + u
+        out[q] = a
+        u2 = ap if ap < a else a
+        u2 = u2 if u2 < b0 else b0
+        out2[q] = np.float64(c2[q]) + u2
+        ap = a
+
+
 @njit(cache=True, nogil=True)
 def _min_of(a, lo, hi):
     v = np.inf
@@ -395,24 +418,21 @@ def _wdtw(xT, yR, n, m, best, buf, cc, S):
     ``>= best``.
 
     The dynamic programme runs over anti-diagonals ``k = i + j``: the cells of one diagonal do
-    not depend on each other, so each diagonal is one vectorised loop. ``buf`` (3, 3, n + 2)
-    float64 holds three diagonals per group, indexed by ``i + 1`` with ``inf`` sentinels;
-    ``cc`` (12 * S,) float32 holds the costs of four diagonals, computed in one pass.
+    not depend on each other, so each diagonal is one vectorised loop; diagonals are done in
+    pairs (:func:`_diag_dp2`). ``buf`` (4, 3, n + 2) float64 holds diagonal ``k`` of each
+    group in slot ``k % 4``, indexed by ``i + 1`` with ``inf`` sentinels; ``cc`` (12 * S,)
+    float32 holds the costs of four diagonals, computed in one pass.
     """
     numba.literally(S)
     inf = np.inf
     check = best < inf
     last = n + m - 2
     buf[:] = inf
-    cur = 0
-    prev = 2
-    prev2 = 1
-    buf[prev2, 0, 0] = 0.0  # D[-1, -1] = 0: the path starts at (0, 0)
-    buf[prev2, 1, 0] = 0.0
-    buf[prev2, 2, 0] = 0.0
-    plo = 0
-    phi = 0
-    for k in range(last + 1):
+    buf[2, 0, 0] = 0.0  # slot of diagonal -2: D[-1, -1] = 0, the path starts at (0, 0)
+    buf[2, 1, 0] = 0.0
+    buf[2, 2, 0] = 0.0
+    for k in range(0, last + 1, 2):
+        # diagonals k and k + 1; slot s holds diagonal k' with k' % 4 == s
         lo = max(0, k - m + 1)
         hi = min(k, n - 1)
         cnt = hi - lo + 1
@@ -423,34 +443,38 @@ def _wdtw(xT, yR, n, m, best, buf, cc, S):
             a0 = lo
             _diag_costs4(xT[lo:], yR[_PAD + lo + m - 4 - k:], min(k + 3, n - 1) - lo + 1, cc, S)
         base = 3 * r * S + lo - a0
-        c0 = cc[base:]
-        c1 = cc[base + S:]
-        c2 = cc[base + 2 * S:]
-        A = buf[cur]
-        B = buf[prev]
-        C = buf[prev2]
-        _diag_dp(c0, B[0, lo:], C[0, lo:], A[0, lo + 1:], cnt)
-        _diag_dp(c1, B[1, lo:], C[1, lo:], A[1, lo + 1:], cnt)
-        _diag_dp(c2, B[2, lo:], C[2, lo:], A[2, lo + 1:], cnt)
-        A[0, lo] = inf
-        A[1, lo] = inf
-        A[2, lo] = inf
-        if hi + 2 < n + 2:
-            A[0, hi + 2] = inf
-            A[1, hi + 2] = inf
-            A[2, hi + 2] = inf
-        if check and k % _CHECK_EVERY == _CHECK_EVERY - 1 and k < last:
-            # a step advances i + j by 1 or 2, so every path crosses diagonal k - 1 or k
-            ma = min(_min_of(A[0], lo + 1, hi + 2), _min_of(B[0], plo + 1, phi + 2))
-            mb = min(_min_of(A[1], lo + 1, hi + 2), _min_of(B[1], plo + 1, phi + 2))
-            me = min(_min_of(A[2], lo + 1, hi + 2), _min_of(B[2], plo + 1, phi + 2))
+        A = buf[r]  # diagonal k
+        B = buf[(r + 3) % 4]  # k - 1
+        C = buf[(r + 2) % 4]  # k - 2
+        if k == last:  # a lone last diagonal
+            for g in range(3):
+                _diag_dp(cc[base + g * S:], B[g, lo:], C[g, lo:], A[g, lo + 1:], cnt)
+            return (W_AU * math.sqrt(A[0, n]) + W_AFFECT * math.sqrt(A[1, n])
+                    + W_EXPRESSION * math.sqrt(A[2, n]))
+        A2 = buf[r + 1]  # diagonal k + 1
+        lo2 = max(0, k + 2 - m)
+        hi2 = min(k + 1, n - 1)
+        base2 = base + 3 * S  # costs of diagonal k + 1, indexed like those of k by i - lo
+        for g in range(3):
+            A[g, lo] = inf  # read by the first cell of diagonal k + 1 (row lo - 1 of k)
+            _diag_dp2(cc[base + g * S:], cc[base2 + g * S:], B[g, lo:], C[g, lo:],
+                      A[g, lo + 1:], A2[g, lo + 1:], cnt)
+            if hi + 2 < n + 2:
+                A[g, hi + 2] = inf
+            if hi2 > hi:  # the row below diagonal k's last: only diagonal k + 1 has it
+                A2[g, hi2 + 1] = cc[base2 + g * S + hi2 - lo] + min(A[g, hi2], B[g, hi2])
+            A2[g, lo2] = inf  # row lo2 - 1 (when lo2 == lo + 1 the pass wrote a cell there)
+            if hi2 + 2 < n + 2:
+                A2[g, hi2 + 2] = inf
+        if check and (k + 1) % _CHECK_EVERY == _CHECK_EVERY - 1 and k + 1 < last:
+            # a step advances i + j by 1 or 2, so every path crosses diagonal k or k + 1
+            ma = min(_min_of(A2[0], lo2 + 1, hi2 + 2), _min_of(A[0], lo + 1, hi + 2))
+            mb = min(_min_of(A2[1], lo2 + 1, hi2 + 2), _min_of(A[1], lo + 1, hi + 2))
+            me = min(_min_of(A2[2], lo2 + 1, hi2 + 2), _min_of(A[2], lo + 1, hi + 2))
             lb = W_AU * math.sqrt(ma) + W_AFFECT * math.sqrt(mb) + W_EXPRESSION * math.sqrt(me)
             if lb >= best:
                 return inf
-        plo = lo
-        phi = hi
-        cur, prev, prev2 = prev2, cur, prev
-    A = buf[prev]  # the last diagonal holds the single cell (n - 1, m - 1)
+    A = buf[last % 4]  # the last diagonal holds the single cell (n - 1, m - 1)
     return (W_AU * math.sqrt(A[0, n]) + W_AFFECT * math.sqrt(A[1, n])
             + W_EXPRESSION * math.sqrt(A[2, n]))
 
@@ -464,7 +488,7 @@ def _pair(x, y, S):
     yR = np.empty(_NCOL * S, np.float32)
     _transpose_padded(x, xT, S, False, 0)
     _transpose_padded(y, yR, S, True, _PAD)
-    return _wdtw(xT, yR, n, m, np.inf, np.empty((3, 3, n + 2)), np.empty(12 * S, np.float32), S)
+    return _wdtw(xT, yR, n, m, np.inf, np.empty((4, 3, n + 2)), np.empty(12 * S, np.float32), S)
 
 
 _ENTRY_POINTS: dict[tuple, object] = {}
@@ -519,7 +543,7 @@ def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, lazy, S):
             continue
         xT = np.empty(_NCOL * S, np.float32)
         _transpose_padded(pred[b, i], xT, S, False, 0)
-        buf = np.empty((3, 3, n + 2))
+        buf = np.empty((4, 3, n + 2))
         cc = np.empty(12 * S, np.float32)
         order = np.arange(nc)
         best = np.inf
