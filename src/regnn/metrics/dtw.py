@@ -7,30 +7,34 @@ For a prediction ``x`` (n, 25) and a real reaction ``y`` (m, 25) the REACT dista
 
 where ``dtw`` is ``tslearn.metrics.dtw``: the square root of the least total squared
 Euclidean frame distance over all monotone warping paths, with no band. Each group has its
-own optimal path; the three dynamic programmes are run side by side in one sweep.
+own optimal path and its own dynamic programme.
 
 Speed comes from exact devices only, none of which changes a value:
 
 * **Anti-diagonal sweep, vectorised.** The cells of one anti-diagonal ``i + j = k`` depend
-  only on the two previous diagonals, never on each other, so each diagonal of each group is
-  one SIMD loop (a row-by-row sweep is a serial chain of ``min`` and ``+`` along the row).
-  The prediction is stored transposed and the listener transposed *and reversed in time*, with
-  rows padded to a stride ``S`` that is a compile-time constant: along a diagonal both frames
-  then advance contiguously, every attribute is a fixed offset, and the frame costs of four
-  consecutive diagonals at a time are computed in one pass that loads each prediction
-  value once. Frame
-  differences are float32 (as the official code casts its inputs), summed over the attributes
-  in order; cumulative costs are float64.
+  only on the two previous diagonals, never on each other, so each diagonal is one SIMD loop
+  (two consecutive diagonals share one pass; a row-by-row sweep is a serial chain of ``min``
+  and ``+`` along the row). The prediction is stored transposed and the listener transposed
+  *and reversed in time*, with rows padded to a stride ``S`` that is a compile-time constant:
+  along a diagonal both frames then advance contiguously, every attribute is a fixed offset,
+  and the frame costs of four consecutive diagonals are computed in one pass that loads each
+  prediction value once. Frame differences are float32 (as the official code casts its
+  inputs), summed over the attributes in order; cumulative costs are float64.
 * **Early abandoning.** FRDist needs, per prediction, only the *minimum* distance over the
   appropriate set. A warping step advances ``i + j`` by one or two, so every path crosses
-  diagonal ``k - 1`` or ``k``; the cumulative cost never decreases along a path, so the least
-  cumulative cost of group ``g`` over those two diagonals is a lower bound of that group's
-  final squared distance. The weighted sum of the square roots of the three bounds is
-  therefore a lower bound of ``d(x, y)`` (each group's bound holds for its own path; the
-  weights are positive). Every 32 diagonals it is compared with the best distance found so
-  far, and once it reaches it the candidate cannot lower the minimum and is dropped.
-  Rounding cannot break this: cumulative sums of non-negative costs are monotone in floating
-  point, and ``sqrt`` is correctly rounded.
+  diagonal ``k`` or ``k + 1``; the cumulative cost never decreases along a path, so the least
+  cumulative cost over those two diagonals is a lower bound of the group's final squared
+  distance. The weights are positive, so the weighted sum of square roots with that bound
+  in place of the group's value (and 0 for a group not yet computed) is a lower bound of
+  ``d(x, y)``; every 32 diagonals it is compared with the best distance found so far, and
+  once it reaches it the candidate cannot lower the minimum and is dropped. Rounding cannot
+  break this: cumulative sums of non-negative costs are monotone in floating point, ``sqrt``
+  is correctly rounded, and the bound is summed in the same order as the distance.
+* **One group after the other, cheapest first.** The three groups' programmes are
+  independent, so they run one after the other: valence/arousal (2 attributes, weight 1),
+  then expressions (8, weight 1/8), then AUs (15, weight 1/15). A finished group's exact
+  term joins the bound, so a candidate well above the best is usually dropped before the
+  costly AU frame distances are computed (on reaction-like inputs this halves the time).
 * **Best-first order.** When ``n == m`` the diagonal is a warping path, so each group's
   Euclidean distance is an upper bound of its DTW, and a cheap guess of it. Candidates are
   tried in order of that bound, so the likely minimum is computed first and the others are
@@ -115,15 +119,16 @@ def _upper_bound(xT, yR, n, S):
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _diag_costs4(xs, ys, cnt, cc, S):
-    """Squared frame distances, per group, of the cells of four consecutive anti-diagonals.
+def _costs_au(xs, ys, cnt, cc, S):
+    """Squared frame distances of the action units (attributes 0..14) on the cells of four
+    consecutive anti-diagonals.
 
     Cell ``q`` of diagonal ``k + r`` (r = 0..3) pairs the frames ``xs[q + d * S]`` and
-    ``ys[q + 3 - r + d * S]``, so each ``x`` value is loaded once for the four diagonals.
-    ``cc[(3 * r + g) * S + q]`` receives group ``g``'s cost of that cell. ``S`` is a
-    compile-time constant (``numba.literally``): every access is a fixed offset from ``q``, so
-    the loop vectorises over the cells. Each sum runs over the attributes in order, in
-    float32, as a row-by-row computation would.
+    ``ys[q + 3 - r + d * S]``, so each ``x`` value is loaded once for the four diagonals;
+    ``cc[r * S + q]`` receives the cost. ``S`` is a compile-time constant
+    (``numba.literally``): every access is a fixed offset from ``q``, so the loop vectorises
+    over the cells. The sum runs over the attributes in order, in float32, as a row-by-row
+    computation would.
     """
     numba.literally(S)
     for q in range(cnt):
@@ -263,9 +268,17 @@ def _diag_costs4(xs, ys, cnt, cc, S):
         s2 += v2 * v2
         s3 += v3 * v3
         cc[q] = s0
-        cc[q + 3 * S] = s1
-        cc[q + 6 * S] = s2
-        cc[q + 9 * S] = s3
+        cc[q + S] = s1
+        cc[q + 2 * S] = s2
+        cc[q + 3 * S] = s3
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _costs_affect(xs, ys, cnt, cc, S):
+    """Squared frame distances of the valence and arousal (attributes 15..16) on the cells of four
+    consecutive anti-diagonals: see :func:`_costs_au`."""
+    numba.literally(S)
+    for q in range(cnt):
         xv = xs[q + 15 * S]
         v0 = xv - ys[q + 3 + 15 * S]
         v1 = xv - ys[q + 2 + 15 * S]
@@ -284,10 +297,18 @@ def _diag_costs4(xs, ys, cnt, cc, S):
         s1 += v1 * v1
         s2 += v2 * v2
         s3 += v3 * v3
-        cc[q + S] = s0
-        cc[q + 4 * S] = s1
-        cc[q + 7 * S] = s2
-        cc[q + 10 * S] = s3
+        cc[q] = s0
+        cc[q + S] = s1
+        cc[q + 2 * S] = s2
+        cc[q + 3 * S] = s3
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _costs_expression(xs, ys, cnt, cc, S):
+    """Squared frame distances of the expression probabilities (attributes 17..24) on the
+    cells of four consecutive anti-diagonals: see :func:`_costs_au`."""
+    numba.literally(S)
+    for q in range(cnt):
         xv = xs[q + 17 * S]
         v0 = xv - ys[q + 3 + 17 * S]
         v1 = xv - ys[q + 2 + 17 * S]
@@ -360,10 +381,10 @@ def _diag_costs4(xs, ys, cnt, cc, S):
         s1 += v1 * v1
         s2 += v2 * v2
         s3 += v3 * v3
-        cc[q + 2 * S] = s0
-        cc[q + 5 * S] = s1
-        cc[q + 8 * S] = s2
-        cc[q + 11 * S] = s3
+        cc[q] = s0
+        cc[q + S] = s1
+        cc[q + 2 * S] = s2
+        cc[q + 3 * S] = s3
 
 
 @njit(cache=True, nogil=True, fastmath=_FM_DP)
@@ -411,28 +432,41 @@ def _min_of(a, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def _wdtw(xT, yR, n, m, best, buf, cc, S):
-    """Weighted three-group DTW of ``x`` (n, 25) and ``y`` (m, 25), both float32, given as
-    ``xT[d * S + i] = x[i, d]`` and ``yR[d * S + _PAD + t] = y[m - 1 - t, d]`` (rows padded to
-    the stride ``S``). Returns the distance, or ``inf`` as soon as it is certain to be
-    ``>= best``.
+def _bound(g, m_g, sq_au, sq_affect, sq_expression):
+    """The weighted distance with group ``g``'s squared DTW replaced by ``m_g``, summed in the
+    order of the final distance (so a bound never exceeds the final value by rounding)."""
+    if g == 0:
+        sq_au = m_g
+    elif g == 1:
+        sq_affect = m_g
+    else:
+        sq_expression = m_g
+    return (W_AU * math.sqrt(sq_au) + W_AFFECT * math.sqrt(sq_affect)
+            + W_EXPRESSION * math.sqrt(sq_expression))
+
+
+@njit(cache=True, nogil=True)
+def _sweep(xT, yR, n, m, g, best, sq_au, sq_affect, sq_expression, buf, cc, S):
+    """Squared DTW of attribute group ``g`` (0: AUs, 1: valence/arousal, 2: expressions) of
+    ``x`` (n, 25) and ``y`` (m, 25), given as ``xT[d * S + i] = x[i, d]`` and
+    ``yR[d * S + _PAD + t] = y[m - 1 - t, d]`` (rows padded to the stride ``S``); ``inf`` as
+    soon as the weighted distance is certain to be ``>= best``.
 
     The dynamic programme runs over anti-diagonals ``k = i + j``: the cells of one diagonal do
     not depend on each other, so each diagonal is one vectorised loop; diagonals are done in
-    pairs (:func:`_diag_dp2`). ``buf`` (4, 3, n + 2) float64 holds diagonal ``k`` of each
-    group in slot ``k % 4``, indexed by ``i + 1`` with ``inf`` sentinels; ``cc`` (12 * S,)
-    float32 holds the costs of four diagonals, computed in one pass.
+    pairs (:func:`_diag_dp2`), their frame costs four at a time. ``buf`` (4, n + 2) float64
+    holds diagonal ``k`` in slot ``k % 4``, indexed by ``i + 1`` with ``inf`` sentinels;
+    ``cc`` (4 * S,) float32 the costs of four diagonals. ``sq_*`` are the other groups'
+    squared distances where known, else 0 (a lower bound).
     """
     numba.literally(S)
     inf = np.inf
     check = best < inf
     last = n + m - 2
     buf[:] = inf
-    buf[2, 0, 0] = 0.0  # slot of diagonal -2: D[-1, -1] = 0, the path starts at (0, 0)
-    buf[2, 1, 0] = 0.0
-    buf[2, 2, 0] = 0.0
+    buf[2, 0] = 0.0  # slot of diagonal -2: D[-1, -1] = 0, the path starts at (0, 0)
     for k in range(0, last + 1, 2):
-        # diagonals k and k + 1; slot s holds diagonal k' with k' % 4 == s
+        # diagonals k and k + 1
         lo = max(0, k - m + 1)
         hi = min(k, n - 1)
         cnt = hi - lo + 1
@@ -441,42 +475,63 @@ def _wdtw(xT, yR, n, m, best, buf, cc, S):
             # costs of diagonals k..k + 3 over their union [lo, min(k + 3, n - 1)]; cell
             # (i, k - i) pairs x's frame i with y's frame k - i, yR's reversed frame i + m - 1 - k
             a0 = lo
-            _diag_costs4(xT[lo:], yR[_PAD + lo + m - 4 - k:], min(k + 3, n - 1) - lo + 1, cc, S)
-        base = 3 * r * S + lo - a0
+            xs = xT[lo:]
+            ys = yR[_PAD + lo + m - 4 - k:]
+            span = min(k + 3, n - 1) - lo + 1
+            if g == 0:
+                _costs_au(xs, ys, span, cc, S)
+            elif g == 1:
+                _costs_affect(xs, ys, span, cc, S)
+            else:
+                _costs_expression(xs, ys, span, cc, S)
+        base = r * S + lo - a0
         A = buf[r]  # diagonal k
         B = buf[(r + 3) % 4]  # k - 1
         C = buf[(r + 2) % 4]  # k - 2
-        if k == last:  # a lone last diagonal
-            for g in range(3):
-                _diag_dp(cc[base + g * S:], B[g, lo:], C[g, lo:], A[g, lo + 1:], cnt)
-            return (W_AU * math.sqrt(A[0, n]) + W_AFFECT * math.sqrt(A[1, n])
-                    + W_EXPRESSION * math.sqrt(A[2, n]))
+        if k == last:  # a lone last diagonal: the cell (n - 1, m - 1)
+            _diag_dp(cc[base:], B[lo:], C[lo:], A[lo + 1:], cnt)
+            return A[n]
         A2 = buf[r + 1]  # diagonal k + 1
         lo2 = max(0, k + 2 - m)
         hi2 = min(k + 1, n - 1)
-        base2 = base + 3 * S  # costs of diagonal k + 1, indexed like those of k by i - lo
-        for g in range(3):
-            A[g, lo] = inf  # read by the first cell of diagonal k + 1 (row lo - 1 of k)
-            _diag_dp2(cc[base + g * S:], cc[base2 + g * S:], B[g, lo:], C[g, lo:],
-                      A[g, lo + 1:], A2[g, lo + 1:], cnt)
-            if hi + 2 < n + 2:
-                A[g, hi + 2] = inf
-            if hi2 > hi:  # the row below diagonal k's last: only diagonal k + 1 has it
-                A2[g, hi2 + 1] = cc[base2 + g * S + hi2 - lo] + min(A[g, hi2], B[g, hi2])
-            A2[g, lo2] = inf  # row lo2 - 1 (when lo2 == lo + 1 the pass wrote a cell there)
-            if hi2 + 2 < n + 2:
-                A2[g, hi2 + 2] = inf
+        A[lo] = inf  # row lo - 1 of diagonal k, read by the first cell of k + 1
+        _diag_dp2(cc[base:], cc[base + S:], B[lo:], C[lo:], A[lo + 1:], A2[lo + 1:], cnt)
+        if hi + 2 < n + 2:
+            A[hi + 2] = inf
+        if hi2 > hi:  # the row below diagonal k's last: only diagonal k + 1 has it
+            A2[hi2 + 1] = cc[base + S + hi2 - lo] + min(A[hi2], B[hi2])
+        A2[lo2] = inf  # row lo2 - 1 (when lo2 == lo + 1 the pass wrote a cell there)
+        if hi2 + 2 < n + 2:
+            A2[hi2 + 2] = inf
         if check and (k + 1) % _CHECK_EVERY == _CHECK_EVERY - 1 and k + 1 < last:
             # a step advances i + j by 1 or 2, so every path crosses diagonal k or k + 1
-            ma = min(_min_of(A2[0], lo2 + 1, hi2 + 2), _min_of(A[0], lo + 1, hi + 2))
-            mb = min(_min_of(A2[1], lo2 + 1, hi2 + 2), _min_of(A[1], lo + 1, hi + 2))
-            me = min(_min_of(A2[2], lo2 + 1, hi2 + 2), _min_of(A[2], lo + 1, hi + 2))
-            lb = W_AU * math.sqrt(ma) + W_AFFECT * math.sqrt(mb) + W_EXPRESSION * math.sqrt(me)
-            if lb >= best:
+            mn = min(_min_of(A2, lo2 + 1, hi2 + 2), _min_of(A, lo + 1, hi + 2))
+            if _bound(g, mn, sq_au, sq_affect, sq_expression) >= best:
                 return inf
-    A = buf[last % 4]  # the last diagonal holds the single cell (n - 1, m - 1)
-    return (W_AU * math.sqrt(A[0, n]) + W_AFFECT * math.sqrt(A[1, n])
-            + W_EXPRESSION * math.sqrt(A[2, n]))
+    return buf[last % 4, n]
+
+
+@njit(cache=True, nogil=True)
+def _wdtw(xT, yR, n, m, best, buf, cc, S):
+    """Weighted three-group DTW of ``x`` and ``y`` (layout as in :func:`_sweep`), or ``inf``
+    as soon as it is certain to be ``>= best``. The groups are done one after the other,
+    cheapest frame costs first (valence/arousal: 2 attributes, weight 1; expressions: 8,
+    weight 1/8; AUs: 15, weight 1/15): once a group is done its exact term joins the lower
+    bound, so a candidate far from the best is usually dropped before its AU costs are
+    computed."""
+    numba.literally(S)
+    inf = np.inf
+    sq_affect = _sweep(xT, yR, n, m, 1, best, 0.0, 0.0, 0.0, buf, cc, S)
+    if sq_affect == inf or _bound(1, sq_affect, 0.0, 0.0, 0.0) >= best:
+        return inf
+    sq_expression = _sweep(xT, yR, n, m, 2, best, 0.0, sq_affect, 0.0, buf, cc, S)
+    if sq_expression == inf or _bound(2, sq_expression, 0.0, sq_affect, 0.0) >= best:
+        return inf
+    sq_au = _sweep(xT, yR, n, m, 0, best, 0.0, sq_affect, sq_expression, buf, cc, S)
+    if sq_au == inf:
+        return inf
+    return (W_AU * math.sqrt(sq_au) + W_AFFECT * math.sqrt(sq_affect)
+            + W_EXPRESSION * math.sqrt(sq_expression))
 
 
 @njit(cache=True, nogil=True)
@@ -488,7 +543,7 @@ def _pair(x, y, S):
     yR = np.empty(_NCOL * S, np.float32)
     _transpose_padded(x, xT, S, False, 0)
     _transpose_padded(y, yR, S, True, _PAD)
-    return _wdtw(xT, yR, n, m, np.inf, np.empty((4, 3, n + 2)), np.empty(12 * S, np.float32), S)
+    return _wdtw(xT, yR, n, m, np.inf, np.empty((4, n + 2)), np.empty(4 * S, np.float32), S)
 
 
 _ENTRY_POINTS: dict[tuple, object] = {}
@@ -543,8 +598,8 @@ def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, lazy, S):
             continue
         xT = np.empty(_NCOL * S, np.float32)
         _transpose_padded(pred[b, i], xT, S, False, 0)
-        buf = np.empty((4, 3, n + 2))
-        cc = np.empty(12 * S, np.float32)
+        buf = np.empty((4, n + 2))
+        cc = np.empty(4 * S, np.float32)
         order = np.arange(nc)
         best = np.inf
         if lazy and n == m and nc > 1:
