@@ -31,6 +31,18 @@ def dataset_copy(synthetic_root: Path, tmp_path: Path) -> Path:
     return dst
 
 
+@pytest.fixture(scope="session")
+def gt_pred(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ground-truth predictions (``regnn baseline gt``, K = 3) for the small dataset's test
+    split (read-only: ``regnn evaluate`` may add its ``scores.json``)."""
+    from regnn.cli import main
+
+    out = tmp_path_factory.mktemp("pred") / "gt"
+    assert main(["baseline", "gt", "--data", str(synthetic_root), "--out", str(out),
+                 "--samples", "3", "--no-progress"]) == 0
+    return out
+
+
 def replace_file(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` as a new file (never through a shared hard link)."""
     if path.exists():

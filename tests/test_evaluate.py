@@ -16,14 +16,6 @@ from regnn.errors import DataError
 from regnn.evaluate import evaluate_predictions, load_predictions
 
 
-@pytest.fixture(scope="module")
-def gt_pred(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pred") / "gt"
-    assert main(["baseline", "gt", "--data", str(synthetic_root), "--out", str(out),
-                 "--samples", "3", "--no-progress"]) == 0
-    return out
-
-
 def test_gt_scores_and_json(synthetic_root: Path, gt_pred: Path, capsys) -> None:
     assert main(["evaluate", "--data", str(synthetic_root), "--pred", str(gt_pred),
                  "--no-progress", "--workers", "1"]) == 0

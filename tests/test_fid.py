@@ -298,14 +298,6 @@ def test_fid_of_reactions_renders_and_scores(net0: FIDInception3, synthetic_root
 
 
 # ---------------------------------------------------------------------------- the command
-@pytest.fixture(scope="module")
-def gt_pred(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pred") / "gt"
-    assert main(["baseline", "gt", "--data", str(synthetic_root), "--out", str(out),
-                 "--samples", "2", "--no-progress"]) == 0
-    return out
-
-
 def test_evaluate_with_fid_weights(synthetic_root: Path, gt_pred: Path, weights: Path,
                                    tmp_path: Path, capsys) -> None:
     out = tmp_path / "scores.json"

@@ -99,7 +99,7 @@ def _transpose_padded(x, out, S, reverse, front):
 def _upper_bound(xT, yR, n, S):
     """Weighted Euclidean distance along the main diagonal (a warping path when n == m).
 
-    ``xT``/``yR`` as in :func:`_wdtw`; ``y``'s frame ``t`` is ``yR[d * S + _PAD + n - 1 - t]``.
+    ``xT``/``yR`` as in :func:`_sweep`; ``y``'s frame ``t`` is ``yR[d * S + _PAD + n - 1 - t]``.
     """
     s0 = 0.0
     s1 = 0.0
@@ -534,18 +534,6 @@ def _wdtw(xT, yR, n, m, best, buf, cc, S):
             + W_EXPRESSION * math.sqrt(sq_expression))
 
 
-@njit(cache=True, nogil=True)
-def _pair(x, y, S):
-    numba.literally(S)
-    n = x.shape[0]
-    m = y.shape[0]
-    xT = np.empty(_NCOL * S, np.float32)
-    yR = np.empty(_NCOL * S, np.float32)
-    _transpose_padded(x, xT, S, False, 0)
-    _transpose_padded(y, yR, S, True, _PAD)
-    return _wdtw(xT, yR, n, m, np.inf, np.empty((4, n + 2)), np.empty(4 * S, np.float32), S)
-
-
 _ENTRY_POINTS: dict[tuple, object] = {}
 
 
@@ -570,10 +558,11 @@ def _literal_call(kernel, *args):
 
 
 def weighted_dtw_pair(x: np.ndarray, y: np.ndarray) -> float:
-    """Weighted three-group DTW of two (T, 25) arrays (cast to float32; no early abandoning)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    return float(_literal_call(_pair, x, y, padded_stride(x.shape[0], y.shape[0])))
+    """Weighted three-group DTW of two (T, 25) arrays (cast to float32; no early abandoning):
+    the search kernel with one prediction and one candidate."""
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32)
+    return float(min_weighted_dtw(x[None, None], y[None], np.ones((1, 1), bool), lazy=False)[0, 0])
 
 
 @njit(cache=True, parallel=True)
@@ -582,7 +571,7 @@ def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, lazy, S):
     between ``pred[b, i]`` and the listeners ``cand_idx[cand_ptr[b]:cand_ptr[b+1]]``.
 
     pred: (B, K, n, 25) float32; listR: (N, 25 * S) float32, each listener (m frames)
-    transposed, time-reversed and padded (see :func:`_wdtw`); out: (B, K) float64.
+    transposed, time-reversed and padded (see :func:`_sweep`); out: (B, K) float64.
     """
     numba.literally(S)
     B = pred.shape[0]

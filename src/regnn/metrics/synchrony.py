@@ -62,9 +62,10 @@ def _tlcc_kernel(pred, speaker, pred_index, max_lag, out):
         x = pred[k, i]
         s = speaker[k]
         # centre each column by its full-length mean (correlation is shift invariant; this
-        # keeps the window sums well conditioned)
-        xc = np.empty((T, _NCOL))
-        sc = np.empty((T, _NCOL))
+        # keeps the window sums well conditioned), stored column-major: each lag's cross
+        # products are then 25 contiguous dot products
+        xcT = np.empty((_NCOL, T))
+        scT = np.empty((_NCOL, T))
         for c in range(_NCOL):
             mx = 0.0
             ms = 0.0
@@ -74,11 +75,8 @@ def _tlcc_kernel(pred, speaker, pred_index, max_lag, out):
             mx /= T
             ms /= T
             for t in range(T):
-                xc[t, c] = x[t, c] - mx
-                sc[t, c] = s[t, c] - ms
-        # column-major copies: each lag's cross products are then 25 contiguous dot products
-        xcT = np.ascontiguousarray(xc.T)
-        scT = np.ascontiguousarray(sc.T)
+                xcT[c, t] = x[t, c] - mx
+                scT[c, t] = s[t, c] - ms
         # prefix sums of values and squares
         px = np.zeros((T + 1, _NCOL))
         pxx = np.zeros((T + 1, _NCOL))
@@ -86,10 +84,10 @@ def _tlcc_kernel(pred, speaker, pred_index, max_lag, out):
         pss = np.zeros((T + 1, _NCOL))
         for t in range(T):
             for c in range(_NCOL):
-                px[t + 1, c] = px[t, c] + xc[t, c]
-                pxx[t + 1, c] = pxx[t, c] + xc[t, c] * xc[t, c]
-                ps[t + 1, c] = ps[t, c] + sc[t, c]
-                pss[t + 1, c] = pss[t, c] + sc[t, c] * sc[t, c]
+                px[t + 1, c] = px[t, c] + xcT[c, t]
+                pxx[t + 1, c] = pxx[t, c] + xcT[c, t] * xcT[c, t]
+                ps[t + 1, c] = ps[t, c] + scT[c, t]
+                pss[t + 1, c] = pss[t, c] + scT[c, t] * scT[c, t]
         xend = np.empty((T, _NCOL), np.int64)
         send = np.empty((T, _NCOL), np.int64)
         _run_end(x, xend)
