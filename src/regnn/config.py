@@ -65,7 +65,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 100
-    batch_size: int = 128  # windows per batch
+    batch_size: int = 128  # windows per optimiser step (global: split over DDP processes)
     appropriate: int = 10  # M: appropriate real reactions per window (sampled, up to M)
     lr: float = 1e-4
     weight_decay: float = 5e-4

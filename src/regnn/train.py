@@ -13,10 +13,21 @@ on the train split, validates on a fixed subset of the val split every
 Checkpoints are written atomically (temporary file + rename). On CPU the same seed gives the
 same checkpoint: everything is seeded, deterministic algorithms are on, sampling of the
 appropriate reactions depends only on (seed, epoch, sample index).
+
+Data parallelism (``train.devices = N``, ``train.strategy = "ddp"``; CPU cores or GPUs) runs N
+processes under Lightning's DDP. ``train.batch_size`` stays the global batch: each process
+takes ``batch_size / N`` windows of every optimiser step and the gradients are averaged, which
+is the gradient of the batch mean (the losses are means over windows). Every process scores
+the whole validation subset (predictions are gathered), and only rank 0 writes
+``train.json``. On a 2-core CPU, ``--devices 2 --strategy ddp`` (one thread per process) is
+faster than one process with two threads (``benchmarks/bench_model.py``). Lightning's
+``ddp`` launcher starts the other processes by re-running the command, so call it from the
+``regnn train`` command line or a script, not from a notebook cell.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -123,6 +134,8 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
                           "choose another --out")
     if t.threads > 0:
         torch.set_num_threads(t.threads)
+        # DDP processes would otherwise take cpu_count / processes threads each (Lightning)
+        os.environ["OMP_NUM_THREADS"] = str(t.threads)
     L.seed_everything(seed, workers=True, verbose=False)
     if t.deterministic and t.accelerator == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -132,19 +145,9 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
 
-    g = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=g,
-                              num_workers=t.num_workers, collate_fn=collate_prebatched,
-                              persistent_workers=t.num_workers > 0)
     model = build_model({k: v for k, v in cfg_dict.items() if k != "data"})
-    val_loader = None
-    if val is not None:
-        items, listeners, neighbours = val
-        model.set_validation_targets(listeners, neighbours)
-        val_loader = DataLoader(items, batch_size=max(1, len(items)), shuffle=False,
-                                num_workers=0)
-
-    monitor = "val/FRCorr" if val_loader is not None else None
+    has_val = val is not None
+    monitor = "val/FRCorr" if has_val else None
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor,
                            mode="max", save_last=True, save_top_k=1, enable_version_counter=False)
     timer = _EpochTimer()
@@ -166,11 +169,26 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
         callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
         check_val_every_n_epoch=max(1, t.val_every), num_sanity_val_steps=0,
         gradient_clip_val=t.grad_clip or None, log_every_n_steps=1,
-        plugins=[make_checkpoint_io()], limit_val_batches=1.0 if val_loader else 0,
+        plugins=[make_checkpoint_io()], limit_val_batches=1.0 if has_val else 0,
     )
+    # train.batch_size is the global batch (windows per optimiser step, the paper's 128);
+    # under DDP every process takes its share, so --devices does not change the optimisation
+    per_process = per_process_batch(t.batch_size, trainer.world_size)
+    g = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(train_ds, batch_size=per_process, shuffle=True, generator=g,
+                              num_workers=t.num_workers, collate_fn=collate_prebatched,
+                              persistent_workers=t.num_workers > 0)
+    val_loader = None
+    if val is not None:
+        items, listeners, neighbours = val
+        model.set_validation_targets(listeners, neighbours)
+        val_loader = DataLoader(items, batch_size=max(1, len(items)), shuffle=False,
+                                num_workers=0)
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if resume else None)
     wall = time.perf_counter() - t0
+    if not trainer.is_global_zero:  # under DDP only rank 0 writes the run's summary
+        return {}
     if not (out / "checkpoints" / "best.ckpt").is_file() and last.is_file():
         with atomic_path(out / "checkpoints" / "best.ckpt") as tmp:
             tmp.write_bytes(last.read_bytes())
@@ -179,6 +197,7 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
     summary = {
         "model": config.model.name, "config": config.base, "seed": seed,
         "epochs": trainer.current_epoch, "train_windows": len(train_ds),
+        "processes": trainer.world_size, "batch_per_process": per_process,
         "parameters": sum(p.numel() for p in model.parameters()),
         "wall_s": round(wall, 2),
         "seconds_per_epoch": [round(x, 3) for x in timer.durations],
@@ -196,18 +215,39 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
     return summary
 
 
+def per_process_batch(batch_size: int, processes: int) -> int:
+    """Windows each of ``processes`` data-parallel processes takes from a global batch."""
+    if batch_size < 1:
+        raise ConfigError(f"train.batch_size must be >= 1, got {batch_size}")
+    if batch_size % processes:
+        raise ConfigError(f"train.batch_size {batch_size} is the global batch (windows per "
+                          f"optimiser step) and must split evenly over the {processes} "
+                          f"training processes; choose a multiple of {processes}")
+    return batch_size // processes
+
+
 class _EpochTimer(Callback):
-    """Lightning callback recording the wall time of each training epoch (excl. validation)."""
+    """Lightning callback recording the wall time of each training epoch (excl. validation,
+    which Lightning runs inside the training epoch)."""
 
     def __init__(self) -> None:
         self.durations: list[float] = []
         self._t = 0.0
+        self._val_t = 0.0
+        self._val = 0.0
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._t = time.perf_counter()
+        self._val = 0.0
+
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        self._val_t = time.perf_counter()
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        self._val += time.perf_counter() - self._val_t
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        self.durations.append(time.perf_counter() - self._t)
+        self.durations.append(time.perf_counter() - self._t - self._val)
 
 
 @torch.no_grad()

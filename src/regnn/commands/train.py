@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Train on the train split of a REACT-layout dataset with PyTorch Lightning: progress "
         "bar, FRCorr/FRDist on a validation subset, best/last checkpoints, CSV and TensorBoard "
         "logs, the resolved config saved in RUN/config.yaml. CPU by default; "
-        "--accelerator gpu --devices N --strategy ddp for GPUs. Same seed, same result on CPU.",
+        "--devices N --strategy ddp for N data-parallel processes (CPU cores or, with "
+        "--accelerator gpu, GPUs); train.batch_size is the global batch, split between them. "
+        "Same seed, same result on CPU.",
     )
     p.add_argument("--data", required=True, help="dataset root (REACT layout)")
     p.add_argument("--out", required=True, help="run folder to create (RUN)")
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     summary = train(config, args.data, args.out, seed=args.seed, resume=args.resume,
                     progress=not args.no_progress)
+    if not summary:  # a DDP worker process: rank 0 reports
+        return 0
     per_epoch = summary["seconds_per_epoch"]
     print(f"trained {summary['model']} ({summary['parameters']:,} parameters) for "
           f"{summary['epochs']} epochs in {summary['wall_s']:.1f} s "

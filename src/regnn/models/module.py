@@ -65,7 +65,7 @@ class ReactionModule(L.LightningModule):
         bs = batch["face"].shape[0]
         for name, value in out.items():
             self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True,
-                     prog_bar=name == "loss", batch_size=bs)
+                     prog_bar=name == "loss", batch_size=bs, sync_dist=True)
         return out["loss"]
 
     def on_train_epoch_start(self) -> None:
@@ -98,13 +98,27 @@ class ReactionModule(L.LightningModule):
             self._val_preds[idx] = pred[i]
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_preds or self.val_listeners is None:
+        if self.val_listeners is None:
+            return
+        if self.trainer.world_size > 1:  # DDP: every process scores every item, identically
+            self._val_preds = self._gather_val_preds()
+        if not self._val_preds:
             return
         idx = sorted(self._val_preds)
         pred = np.stack([self._val_preds[i] for i in idx])
         scores = subset_scores(pred, self.val_listeners, self.val_neighbours[idx])
         for name, value in scores.items():
             self.log(f"val/{name}", value, prog_bar=True, sync_dist=True)
+
+
+    def _gather_val_preds(self) -> dict[int, np.ndarray]:
+        """The validation predictions of all DDP processes (the distributed sampler gives each
+        an equal share, padded by repeats, so the shapes agree across processes)."""
+        idx = sorted(self._val_preds)
+        local = torch.from_numpy(np.stack([self._val_preds[i] for i in idx]))
+        preds = self.all_gather(local.to(self.device)).reshape(-1, *local.shape[1:])
+        items = self.all_gather(torch.tensor(idx, device=self.device)).reshape(-1)
+        return {int(i): p for i, p in zip(items.tolist(), preds.cpu().numpy())}
 
 
 class REGNNModule(ReactionModule):
