@@ -7,7 +7,8 @@
   M = 10 appropriate reactions each (forward, backward, Adam step, batch assembly included);
   target >= 455 windows/s (5x the authors' 91 windows/s without anomaly detection, 57 with).
 
-    python benchmarks/bench_model.py [--threads N] [--run RUN] [--repeats R]
+    python benchmarks/bench_model.py [--threads N ...] [--processes N ...] [--rounds R]
+                                     [--run RUN] [--repeats R] [--steps S] [--no-generation]
 
 Random weights by default (the work per call does not depend on training except for the
 number of fixed-point iterations, which is printed); ``--run`` times a trained model.
@@ -27,6 +28,8 @@ from regnn.config import load_config
 from regnn.data.training import AppropriateWindows
 from regnn.models.module import make_adam
 from regnn.models.regnn import REGNN
+
+BATCH = 128  # windows per optimiser step (the authors' batch)
 
 
 def bench_generation(model: REGNN, repeats: int) -> dict:
@@ -48,29 +51,93 @@ def bench_generation(model: REGNN, repeats: int) -> dict:
             "max_iterations": iters, "max_residual": info.max_residual}
 
 
-def bench_training(model: REGNN, steps: int) -> dict:
-    model.train()
+def _training_data(window: int, stride: int) -> AppropriateWindows:
     n, T = 64, 750
     rng = np.random.default_rng(0)
     speakers = rng.uniform(0, 1, (n, T, 25)).astype(np.float32)
     audio = rng.normal(0, 1, (n, T, 64)).astype(np.float32)
     listeners = rng.uniform(0, 1, (n, T, 25)).astype(np.float32)
     neighbours = rng.uniform(size=(n, n)) < 0.3
-    ds = AppropriateWindows(speakers, audio, listeners, neighbours, 50, 25, appropriate=10)
+    return AppropriateWindows(speakers, audio, listeners, neighbours, window, stride,
+                              appropriate=10)
+
+
+def bench_training(model: torch.nn.Module, steps: int, rank: int = 0, world: int = 1) -> dict:
+    """Median time of a training step on global batches of 128 windows; with ``world`` > 1 this
+    process takes its share ``128 / world`` of each batch (``model`` is DDP-wrapped)."""
+    model.train()
+    core = model.module if world > 1 else model
+    ds = _training_data(core.cfg.window, core.cfg.stride)
     opt = make_adam(model.parameters(), lr=1e-4, weight_decay=5e-4)  # as regnn train
-    order = rng.permutation(len(ds))
+    order = np.random.default_rng(1).permutation(len(ds))
+    share = BATCH // world
     times = []
     for s in range(steps + 1):
         t = time.perf_counter()
-        batch = ds.__getitems__(order[s * 128:(s + 1) * 128].tolist())
-        out = model.losses(batch["face"], batch["audio"], batch["reactions"], batch["valid"])
+        batch = ds.__getitems__(order[s * BATCH + rank * share:s * BATCH + (rank + 1) * share]
+                                .tolist())
+        out = core.losses(batch["face"], batch["audio"], batch["reactions"], batch["valid"]) \
+            if world == 1 else model(batch)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
         if s >= 1:
             times.append(time.perf_counter() - t)
-    return {"windows_per_s": 128 / statistics.median(times),
+    return {"windows_per_s": BATCH / statistics.median(times),
             "median_step_s": statistics.median(times)}
+
+
+class _LossModule(torch.nn.Module):
+    """REGNN whose forward is its training losses (what DDP wraps, as Lightning does)."""
+
+    def __init__(self, model: REGNN) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = model.cfg
+
+    def losses(self, *args: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.losses(*args)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.model.losses(batch["face"], batch["audio"], batch["reactions"],
+                                 batch["valid"])
+
+
+def _ddp_worker(rank: int, world: int, port: int, steps: int, queue: object) -> None:
+    """One data-parallel process: gloo, DDP, ``cpu_count / world`` threads (as Lightning)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world)
+    try:
+        torch.manual_seed(0)
+        model = DistributedDataParallel(_LossModule(REGNN(load_config("paper").model)))
+        result = bench_training(model, steps, rank, world)
+        if rank == 0:
+            queue.put(result)  # type: ignore[attr-defined]
+    finally:
+        dist.destroy_process_group()
+
+
+def bench_training_ddp(processes: int, steps: int) -> dict:
+    """:func:`bench_training` over ``processes`` DDP processes (``regnn train --devices N
+    --strategy ddp`` on CPU): each takes ``128 / N`` windows of every batch."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    if BATCH % processes:
+        raise SystemExit(f"--processes must divide the batch of {BATCH} windows")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.start_processes(_ddp_worker, args=(processes, port, steps, queue), nprocs=processes,
+                       join=True, start_method="spawn")
+    return queue.get()
 
 
 def main() -> None:
@@ -78,12 +145,22 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="*", default=None,
                     help="torch thread counts to measure (default: 1 and torch's default)")
-    ap.add_argument("--run", default=None, help="time a trained run instead of random weights")
+    ap.add_argument("--processes", type=int, nargs="*", default=None,
+                    help="data-parallel (DDP, gloo) process counts to measure training with "
+                         "(default: the number of CPUs when > 1; none to skip)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate the training measurements this many times and print "
+                         "every round and the median (this machine's speed drifts by +-15%%)")
+    ap.add_argument("--run", default=None,
+                    help="time a trained run instead of random weights (not for --processes)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--no-generation", action="store_true", help="time training only")
     args = ap.parse_args()
     default_threads = torch.get_num_threads()
     threads = args.threads or sorted({1, default_threads})
+    cpus = os.cpu_count() or 1
+    processes = args.processes if args.processes is not None else ([cpus] if cpus > 1 else [])
     torch.manual_seed(0)
     if args.run:
         from regnn.train import load_module
@@ -96,18 +173,36 @@ def main() -> None:
     print(f"REGNN: D={cfg.window} stride={cfg.stride} P={cfg.edge_channels} top_k={cfg.top_k} "
           f"motor layers={cfg.motor_layers} width={cfg.width} heads={cfg.heads} "
           f"parameters={n_params:,}")
-    for th in threads:
-        torch.set_num_threads(th)
-        g = bench_generation(model, args.repeats)
-        print(f"[threads={th}] generation, K=10 reactions for one 30-s clip: median "
-              f"{g['median_s'] * 1e3:.1f} ms (min {g['min_s'] * 1e3:.1f} ms; target < 100 ms; "
-              f"authors' code 1100 ms); motor inverse <= {g['max_iterations']} iterations/layer, "
-              f"max residual {g['max_residual']:.1e}")
-        tr = bench_training(model, args.steps)
-        print(f"[threads={th}] training, batch 128 windows x 10 reactions: "
-              f"{tr['windows_per_s']:.0f} windows/s ({tr['median_step_s'] * 1e3:.0f} ms/step; "
-              f"target >= 455; authors' code 57 / 91 windows/s)")
-    print(f"load average {os.getloadavg()} on {os.cpu_count()} CPUs")
+    if not args.no_generation:
+        for th in threads:
+            torch.set_num_threads(th)
+            g = bench_generation(model, args.repeats)
+            print(f"[threads={th}] generation, K=10 reactions for one 30-s clip: median "
+                  f"{g['median_s'] * 1e3:.1f} ms (min {g['min_s'] * 1e3:.1f} ms; target < 100 "
+                  f"ms; authors' code 1100 ms); motor inverse <= {g['max_iterations']} "
+                  f"iterations/layer, max residual {g['max_residual']:.1e}")
+    figures: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        for th in threads:
+            torch.set_num_threads(th)
+            tr = bench_training(model, args.steps)
+            figures.setdefault(f"1 process, {th} thread(s)", []).append(tr["windows_per_s"])
+            print(f"[round {r + 1}, 1 process, threads={th}] training, batch {BATCH} windows x 10 "
+                  f"reactions: {tr['windows_per_s']:.0f} windows/s "
+                  f"({tr['median_step_s'] * 1e3:.0f} ms/step)", flush=True)
+        for n in processes:
+            tr = bench_training_ddp(n, args.steps)
+            figures.setdefault(f"{n} DDP processes", []).append(tr["windows_per_s"])
+            print(f"[round {r + 1}, {n} DDP processes x {max(1, cpus // n)} thread(s)] training, "
+                  f"batch {BATCH} windows x 10 reactions ({BATCH // n} per process): "
+                  f"{tr['windows_per_s']:.0f} windows/s ({tr['median_step_s'] * 1e3:.0f} ms/step)",
+                  flush=True)
+    print("training, windows/s (median over rounds; target >= 455; authors' code 57, "
+          "91 without anomaly detection):")
+    for name, values in figures.items():
+        print(f"  {name:24s} {statistics.median(values):5.0f}   rounds: "
+              + " ".join(f"{v:.0f}" for v in values))
+    print(f"load average {os.getloadavg()} on {cpus} CPUs")
 
 
 if __name__ == "__main__":
