@@ -17,6 +17,7 @@ number of fixed-point iterations, which is printed); ``--run`` times a trained m
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import statistics
 import time
@@ -110,11 +111,12 @@ def _ddp_worker(rank: int, world: int, port: int, steps: int, queue: object) -> 
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world)
+                            world_size=world, timeout=datetime.timedelta(seconds=300))
     try:
         torch.manual_seed(0)
         model = DistributedDataParallel(_LossModule(REGNN(load_config("paper").model)))
         result = bench_training(model, steps, rank, world)
+        dist.barrier()
         if rank == 0:
             queue.put(result)  # type: ignore[attr-defined]
     finally:
@@ -135,8 +137,14 @@ def bench_training_ddp(processes: int, steps: int) -> dict:
         port = sock.getsockname()[1]
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
-    mp.start_processes(_ddp_worker, args=(processes, port, steps, queue), nprocs=processes,
-                       join=True, start_method="spawn")
+    workers = mp.start_processes(_ddp_worker, args=(processes, port, steps, queue),
+                                 nprocs=processes, join=False, start_method="spawn")
+    deadline = time.monotonic() + 900
+    while not workers.join(timeout=5):  # raises if a worker failed
+        if time.monotonic() > deadline:
+            for p in workers.processes:
+                p.terminate()
+            raise SystemExit("the DDP benchmark did not finish in 15 minutes")
     return queue.get()
 
 

@@ -19,8 +19,9 @@ processes under Lightning's DDP. ``train.batch_size`` stays the global batch: ea
 takes ``batch_size / N`` windows of every optimiser step and the gradients are averaged, which
 is the gradient of the batch mean (the losses are means over windows). Every process scores
 the whole validation subset (predictions are gathered), and only rank 0 writes
-``train.json``. On a 2-core CPU, ``--devices 2 --strategy ddp`` (one thread per process) is
-faster than one process with two threads (``benchmarks/bench_model.py``). Lightning's
+``train.json``. On the 2-core development machine ``--devices 2 --strategy ddp`` (one thread
+per process) was about as fast as one process with two threads (``benchmarks/bench_model.py``
+prints both); it pays off where one process cannot keep the cores busy. Lightning's
 ``ddp`` launcher starts the other processes by re-running the command, so call it from the
 ``regnn train`` command line or a script, not from a notebook cell.
 """
