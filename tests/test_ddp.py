@@ -64,12 +64,21 @@ def _regnn(*args: str) -> subprocess.CompletedProcess:
                           text=True, env=env, timeout=600)
 
 
+def _train_ddp(data: Path, config: Path, run: Path) -> subprocess.CompletedProcess:
+    proc = _regnn("train", "--data", str(data), "--out", str(run), "--config", str(config),
+                  "--devices", "2", "--strategy", "ddp", "--seed", "5", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu",
+                      weights_only=False)["state_dict"]
+
+
 def test_train_ddp_two_cpu_processes(synthetic_root, tiny_config, tmp_path):
     run = tmp_path / "ddp"
-    proc = _regnn("train", "--data", str(synthetic_root), "--out", str(run), "--config",
-                  str(tiny_config), "--devices", "2", "--strategy", "ddp", "--seed", "5",
-                  "--no-progress")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _train_ddp(synthetic_root, tiny_config, run)
     # only rank 0 reports and writes the summary
     assert proc.stdout.count("trained regnn") == 1, proc.stdout
     summary = json.loads((run / "train.json").read_text())
@@ -85,6 +94,12 @@ def test_train_ddp_two_cpu_processes(synthetic_root, tiny_config, tmp_path):
     pred, _ = module.generate_clips(torch.rand(1, 100, 25), torch.randn(1, 100, 64), 2, 0.6,
                                     torch.Generator().manual_seed(0))
     assert pred.shape == (1, 2, 100, 25) and torch.isfinite(pred).all()
+
+    # same seed, same weights under DDP too
+    _train_ddp(synthetic_root, tiny_config, tmp_path / "again")
+    first, again = _weights(run), _weights(tmp_path / "again")
+    assert first.keys() == again.keys()
+    assert all(torch.equal(first[k], again[k]) for k in first)
 
     # an odd split of the global batch is refused before any process starts training
     bad = _regnn("train", "--data", str(synthetic_root), "--out", str(tmp_path / "bad"),
