@@ -115,7 +115,8 @@ def _check_dims(config: RunConfig, ds: Any) -> None:
 
 def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed: int = 0,
           resume: bool = False, progress: bool = True, max_steps: int = -1) -> dict[str, Any]:
-    """Train ``config.model.name`` on ``data_root`` into ``out_dir``; returns the summary."""
+    """Train ``config.model.name`` on ``data_root`` into ``out_dir``; returns the summary
+    (``{}`` in the DDP processes other than rank 0, which write nothing)."""
     L = _lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -143,8 +144,6 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
 
     train_ds, val, _ = _datasets(config, data_root, seed)
     cfg_dict = run_config_dict(config, data_root, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
 
     model = build_model({k: v for k, v in cfg_dict.items() if k != "data"})
     has_val = val is not None
@@ -175,6 +174,9 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
     # train.batch_size is the global batch (windows per optimiser step, the paper's 128);
     # under DDP every process takes its share, so --devices does not change the optimisation
     per_process = per_process_batch(t.batch_size, trainer.world_size)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
+
     g = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(train_ds, batch_size=per_process, shuffle=True, generator=g,
                               num_workers=t.num_workers, collate_fn=collate_prebatched,

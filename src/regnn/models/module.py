@@ -110,7 +110,6 @@ class ReactionModule(L.LightningModule):
         for name, value in scores.items():
             self.log(f"val/{name}", value, prog_bar=True, sync_dist=True)
 
-
     def _gather_val_preds(self) -> dict[int, np.ndarray]:
         """The validation predictions of all DDP processes (the distributed sampler gives each
         an equal share, padded by repeats, so the shapes agree across processes)."""
