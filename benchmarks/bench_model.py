@@ -64,11 +64,12 @@ def _training_data(window: int, stride: int) -> AppropriateWindows:
 
 
 def bench_training(model: torch.nn.Module, steps: int, rank: int = 0, world: int = 1) -> dict:
-    """Median time of a training step on global batches of 128 windows; with ``world`` > 1 this
-    process takes its share ``128 / world`` of each batch (``model`` is DDP-wrapped)."""
+    """Median time of a training step of ``model`` (a :class:`_LossModule`, DDP-wrapped when
+    ``world`` > 1) on global batches of 128 windows, of which this process takes its share
+    ``128 / world``."""
     model.train()
-    core = model.module if world > 1 else model
-    ds = _training_data(core.cfg.window, core.cfg.stride)
+    cfg = getattr(model, "module", model).model.cfg
+    ds = _training_data(cfg.window, cfg.stride)
     opt = make_adam(model.parameters(), lr=1e-4, weight_decay=5e-4)  # as regnn train
     order = np.random.default_rng(1).permutation(len(ds))
     share = BATCH // world
@@ -77,8 +78,7 @@ def bench_training(model: torch.nn.Module, steps: int, rank: int = 0, world: int
         t = time.perf_counter()
         batch = ds.__getitems__(order[s * BATCH + rank * share:s * BATCH + (rank + 1) * share]
                                 .tolist())
-        out = core.losses(batch["face"], batch["audio"], batch["reactions"], batch["valid"]) \
-            if world == 1 else model(batch)
+        out = model(batch)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
@@ -94,10 +94,6 @@ class _LossModule(torch.nn.Module):
     def __init__(self, model: REGNN) -> None:
         super().__init__()
         self.model = model
-        self.cfg = model.cfg
-
-    def losses(self, *args: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model.losses(*args)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model.losses(batch["face"], batch["audio"], batch["reactions"],
@@ -193,7 +189,7 @@ def main() -> None:
     for r in range(args.rounds):
         for th in threads:
             torch.set_num_threads(th)
-            tr = bench_training(model, args.steps)
+            tr = bench_training(_LossModule(model), args.steps)
             figures.setdefault(f"1 process, {th} thread(s)", []).append(tr["windows_per_s"])
             print(f"[round {r + 1}, 1 process, threads={th}] training, batch {BATCH} windows x 10 "
                   f"reactions: {tr['windows_per_s']:.0f} windows/s "
