@@ -9,7 +9,7 @@ DEMO_OUT ?= demo-output
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py src/regnn/_mkl_shim.c constraints.txt
 	@echo ">> setting up $(VENV) (first run installs pinned dependencies, ~2-3 min)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'

@@ -16,6 +16,10 @@ number of fixed-point iterations, which is printed); ``--run`` times a trained m
 
 from __future__ import annotations
 
+import regnn  # noqa: F401  (before torch: applies the MKL vendor fix, see regnn.mkl)
+
+# isort: split
+
 import argparse
 import datetime
 import os
@@ -25,6 +29,7 @@ import time
 import numpy as np
 import torch
 
+from regnn import mkl
 from regnn.config import load_config
 from regnn.data.training import AppropriateWindows
 from regnn.models.module import make_adam
@@ -112,6 +117,7 @@ def _ddp_worker(rank: int, world: int, port: int, steps: int, queue: object) -> 
         torch.manual_seed(0)
         model = DistributedDataParallel(_LossModule(REGNN(load_config("paper").model)))
         result = bench_training(model, steps, rank, world)
+        result["mkl_branch"] = mkl.mkl_branch()
         dist.barrier()
         if rank == 0:
             queue.put(result)  # type: ignore[attr-defined]
@@ -177,6 +183,9 @@ def main() -> None:
     print(f"REGNN: D={cfg.window} stride={cfg.stride} P={cfg.edge_channels} top_k={cfg.top_k} "
           f"motor layers={cfg.motor_layers} width={cfg.width} heads={cfg.heads} "
           f"parameters={n_params:,}")
+    blas = mkl.status()
+    print(f"MKL code branch {blas['mkl_branch']} (vendor fix: {blas['vendor_fix']}; "
+          f"REGNN_MKL_VENDOR_FIX=0 turns it off)")
     if not args.no_generation:
         for th in threads:
             torch.set_num_threads(th)
@@ -199,7 +208,8 @@ def main() -> None:
             figures.setdefault(f"{n} DDP processes", []).append(tr["windows_per_s"])
             print(f"[round {r + 1}, {n} DDP processes x {max(1, cpus // n)} thread(s)] training, "
                   f"batch {BATCH} windows x 10 reactions ({BATCH // n} per process): "
-                  f"{tr['windows_per_s']:.0f} windows/s ({tr['median_step_s'] * 1e3:.0f} ms/step)",
+                  f"{tr['windows_per_s']:.0f} windows/s ({tr['median_step_s'] * 1e3:.0f} ms/step, "
+                  f"MKL branch {tr['mkl_branch']})",
                   flush=True)
     print("training, windows/s (median over rounds; target >= 455; authors' code 57, "
           "91 without anomaly detection):")

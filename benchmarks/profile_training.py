@@ -13,6 +13,10 @@ losses, backward and the Adam step of ``regnn train``). Prints
 
 from __future__ import annotations
 
+import regnn  # noqa: F401  (before torch: applies the MKL vendor fix, see regnn.mkl)
+
+# isort: split
+
 import argparse
 import os
 import statistics
@@ -22,6 +26,7 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from regnn import mkl
 from regnn.config import load_config
 from regnn.data.training import AppropriateWindows
 from regnn.models.module import make_adam
@@ -87,6 +92,7 @@ def main() -> None:
     parts = [step(s) for s in range(2, 2 + args.steps)]
     medians = [statistics.median(col) for col in zip(*parts)]
     total = sum(medians)
+    print(f"MKL: {mkl.status()}")
     print(f"REGNN training step, batch 128 x 10, {torch.get_num_threads()} threads, "
           f"{args.clock} clock (medians of {args.steps} steps):")
     for name, m in zip(PARTS, medians):

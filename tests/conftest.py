@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import regnn  # noqa: F401  (first: applies the MKL vendor fix before torch loads, regnn.mkl)
+
 SMALL_DYADS = 12  # 3 sessions of 4 clips: 4 rows per split, 8 mirrored items
 
 

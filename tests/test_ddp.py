@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from regnn import mkl
 from regnn.config import load_config
 from regnn.errors import ConfigError
 from regnn.models.regnn import REGNN
@@ -83,6 +84,7 @@ def test_train_ddp_two_cpu_processes(synthetic_root, tiny_config, tmp_path):
     assert proc.stdout.count("trained regnn") == 1, proc.stdout
     summary = json.loads((run / "train.json").read_text())
     assert summary["processes"] == 2 and summary["batch_per_process"] == 64
+    assert summary["mkl"] == mkl.status()  # the DDP processes got the same MKL branch
     assert "val/FRCorr" in summary["final_metrics"]
     assert summary["motor_check"]["converged"]
     for rel in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv"):

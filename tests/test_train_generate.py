@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from regnn import schema
+from regnn import mkl, schema
 from regnn.cli import main
 
 
@@ -93,6 +93,7 @@ def test_generate_layout_ranges_and_determinism(trained_run, synthetic_root, tmp
 
     g = json.loads((pred / "generation.json").read_text())
     assert g["items"] == len(ds) and g["samples"] == 3 and g["reactions_per_s"] > 0
+    assert g["mkl"] == mkl.status()  # the BLAS branch the figures were measured on
     assert g["motor_inverse"]["converged"] and g["motor_inverse"]["max_residual"] <= 1e-4
     pred2 = tmp_path / "pred2"
     args2 = [str(pred2) if a == str(pred) else a for a in args]

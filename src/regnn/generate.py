@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from regnn import mkl
 from regnn.errors import ConfigError
 from regnn.models.motor import InverseInfo
 from regnn.schema import binarize_aus, clip_to_ranges
@@ -73,7 +74,7 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
         "run": str(run_dir), "data": str(root), "split": split, "items": n,
         "samples": samples, "sigma": sigma, "noise": module.config.generate.noise,
         "seed": seed, "binarize_aus": binarize, "checkpoint": checkpoint,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "mkl": mkl.status(),
         "wall_s": round(wall, 3), "model_s": round(model_s, 3),
         "reactions_per_s": round(n * samples / wall, 2) if wall > 0 else None,
         "seconds_per_item_model": round(model_s / max(n, 1), 4),

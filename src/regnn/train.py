@@ -38,6 +38,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
+from regnn import mkl
 from regnn.config import RunConfig, config_from_dict
 from regnn.errors import ConfigError, DataError
 from regnn.utils.io import atomic_path, write_json, write_text
@@ -209,6 +210,7 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
         "final_metrics": metrics,
         "best_checkpoint": str(out / "checkpoints" / "best.ckpt"),
         "best_score": None if ckpt.best_model_score is None else float(ckpt.best_model_score),
+        "mkl": mkl.status(),
     }
     motor = getattr(getattr(model, "model", None), "motor", None)
     if motor is not None:

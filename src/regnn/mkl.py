@@ -1,0 +1,139 @@
+"""MKL's code branch on non-Intel CPUs, and the vendor fix regnn applies before torch loads.
+
+PyTorch's x86 wheels carry Intel MKL for their float32 matrix products (``torch.mm``,
+``bmm``, ``nn.Linear``; LAPACK too). MKL chooses a code branch per CPU, but it first calls
+its internal ``mkl_serv_intel_cpu_true()`` and, on any CPU that is not Intel's, takes the
+generic SSE2 "compatible" branch whatever the CPU supports: ``mkl_serv_cbwr_get_auto_branch``
+reports 2 (``MKL_CBWR_COMPATIBLE``) on the AMD EPYC development machine, which has AVX2 and
+FMA. There a 6400 x 128 x 256 product ran at 72-94 GFLOP/s on 2 threads, and at 137-143 with
+the fix (``benchmarks/bench_mkl.py`` measures it on your machine).
+
+**The fix.** ``_mkl_shim.c`` is a one-function shared library, built at install time, that
+defines ``mkl_serv_intel_cpu_true`` to return 1. Loaded with ``RTLD_GLOBAL`` *before* torch,
+it is in the global symbol scope when Python loads torch's libraries (with ``RTLD_NOW``), so
+the PLT slot through which MKL calls that function binds to the shim. MKL then chooses its
+branch from the CPU's instruction set (cpuid) alone: ``MKL_CBWR_AVX2`` on that machine. The
+same computations run, with different kernels: results agree with the compatible branch's to
+float32 rounding, not bit for bit. A given machine, branch and seed still give the same
+output every time.
+
+**When it is applied.** By ``import regnn`` (so by the ``regnn`` command, ``python -m regnn``,
+the tests and the benchmarks), when all of these hold:
+
+* torch is not imported yet (a script that imports torch first keeps MKL's own choice:
+  import regnn first);
+* Linux on x86-64, and the shim was built (the install needs a C compiler for it; without
+  one the install still succeeds and the fix is reported as unavailable);
+* the CPU's vendor is not ``GenuineIntel`` (an Intel CPU gets MKL's best branch anyway) and
+  it has AVX2 and FMA (the instructions of the branch MKL then picks);
+* ``REGNN_MKL_VENDOR_FIX`` is not ``0``. ``REGNN_MKL_VENDOR_FIX=0`` turns it off, ``=1``
+  applies it on an Intel CPU too.
+
+:func:`status` says what happened and which branch MKL runs; ``train.json``,
+``generation.json`` and ``benchmarks/bench_model.py`` record it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import sys
+from pathlib import Path
+
+ENV = "REGNN_MKL_VENDOR_FIX"
+
+APPLIED = "applied"
+
+# MKL_CBWR_* branch codes of mkl_service.h (what mkl_serv_cbwr_get_auto_branch returns)
+BRANCHES = {
+    1: "AUTO", 2: "COMPATIBLE", 3: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2", 9: "AVX",
+    10: "AVX2", 11: "AVX512_MIC", 12: "AVX512", 13: "AVX512_MIC_E1", 14: "AVX512_E1",
+}
+
+_state: str | None = None  # what apply_vendor_fix() decided, for status()
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, frozenset[str]]:
+    """``(vendor_id, flags)`` of the first processor listed in ``path`` (``("", {})`` if none)."""
+    vendor, flags = "", frozenset()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "vendor_id" and not vendor:
+                    vendor = value.strip()
+                elif key == "flags":
+                    flags = frozenset(value.split())
+                    break
+    except OSError:
+        pass
+    return vendor, flags
+
+
+def shim_path() -> Path | None:
+    """The built shim next to this module, or ``None`` if the install did not build it."""
+    here = Path(__file__).parent
+    found = sorted(here.glob("_mkl_shim*.so"))
+    return found[0] if found else None
+
+
+def decide(env: str | None, system: str, machine: str, vendor: str, flags: frozenset[str],
+           torch_loaded: bool, shim: Path | None) -> str:
+    """Whether to load the shim: :data:`APPLIED`'s precondition ``"load"``, or why not."""
+    if env is not None and env not in ("", "0", "1"):
+        return f"off ({ENV}={env!r} is not 0 or 1)"
+    if env == "0":
+        return f"off ({ENV}=0)"
+    if system != "Linux" or machine.lower() not in ("x86_64", "amd64"):
+        return f"not applicable ({system} {machine}: the shim is for Linux x86-64)"
+    if vendor == "GenuineIntel" and env != "1":
+        return "not needed (Intel CPU: MKL picks its branch by cpuid already)"
+    missing = sorted({"avx2", "fma"} - flags)
+    if missing:
+        return f"not applicable (the CPU lacks {', '.join(missing)})"
+    if torch_loaded:
+        return "too late (torch was imported before regnn; import regnn first)"
+    if shim is None:
+        return "unavailable (the shim was not built at install: no C compiler?)"
+    return "load"
+
+
+def apply_vendor_fix() -> str:
+    """Load the shim if :func:`decide` says so; returns (and remembers) the outcome."""
+    global _state
+    if _state is not None:
+        return _state
+    vendor, flags = cpu_info()
+    shim = shim_path()
+    verdict = decide(os.environ.get(ENV), platform.system(), platform.machine(), vendor, flags,
+                     "torch" in sys.modules, shim)
+    if verdict == "load":
+        try:
+            ctypes.CDLL(str(shim), mode=ctypes.RTLD_GLOBAL)
+            verdict = APPLIED
+        except OSError as exc:
+            verdict = f"failed ({shim}: {exc})"
+    _state = verdict
+    return verdict
+
+
+def mkl_branch() -> str | None:
+    """The code branch MKL runs in this process (``"AVX2"``, ``"COMPATIBLE"``, ...), or
+    ``None`` when torch has no MKL or the query is not exported. Imports torch."""
+    import torch
+
+    if not torch.backends.mkl.is_available():
+        return None
+    lib = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+    try:
+        code = int(ctypes.CDLL(str(lib)).mkl_serv_cbwr_get_auto_branch())
+    except (OSError, AttributeError):
+        return None
+    return BRANCHES.get(code, f"code {code}")
+
+
+def status() -> dict[str, str | None]:
+    """``{"vendor_fix": what happened at import, "mkl_branch": MKL's branch now}``."""
+    return {"vendor_fix": _state or "not attempted", "mkl_branch": mkl_branch()}
