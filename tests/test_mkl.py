@@ -55,22 +55,25 @@ def test_cpu_info_parses_first_processor(tmp_path):
     assert mkl.cpu_info(str(tmp_path / "missing")) == ("", frozenset())
 
 
-def _status_in_subprocess(code: str, **env: str) -> dict:
+def _status_in_subprocess(code: str, **env: str) -> tuple[dict, str]:
     out = subprocess.run(
         [sys.executable, "-c",
          code + "\nimport json, regnn.mkl as m; print(json.dumps(m.status()))"],
         env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=120)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
 
 @pytest.mark.skipif(not FIXABLE, reason="needs a non-Intel AVX2 CPU, torch with MKL, the shim")
 def test_fix_switches_mkl_to_avx2_and_only_when_imported_first():
     # this test process imported regnn first (conftest): the fix is on
     assert mkl.status() == {"vendor_fix": "applied", "mkl_branch": "AVX2"}
-    off = _status_in_subprocess("import regnn", REGNN_MKL_VENDOR_FIX="0")
+    off, err = _status_in_subprocess("import regnn", REGNN_MKL_VENDOR_FIX="0")
     assert off == {"vendor_fix": "off (REGNN_MKL_VENDOR_FIX=0)", "mkl_branch": "COMPATIBLE"}
-    late = _status_in_subprocess("import torch, regnn")
+    assert "RuntimeWarning" not in err
+    late, err = _status_in_subprocess("import torch, regnn")
     assert late["vendor_fix"].startswith("too late") and late["mkl_branch"] == "COMPATIBLE"
+    assert "RuntimeWarning: torch was imported before regnn" in err
+    assert "import regnn before torch" in err
 
 
 def _ops(seed: int) -> dict[str, np.ndarray]:

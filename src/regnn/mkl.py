@@ -20,8 +20,8 @@ output every time.
 **When it is applied.** By ``import regnn`` (so by the ``regnn`` command, ``python -m regnn``,
 the tests and the benchmarks), when all of these hold:
 
-* torch is not imported yet (a script that imports torch first keeps MKL's own choice:
-  import regnn first);
+* torch is not imported yet (a script that imports torch first keeps MKL's own choice, and
+  gets a ``RuntimeWarning`` saying so: import regnn first);
 * Linux on x86-64, and the shim was built (the install needs a C compiler for it; without
   one the install still succeeds and the fix is reported as unavailable);
 * the CPU's vendor is not ``GenuineIntel`` (an Intel CPU gets MKL's best branch anyway) and
@@ -39,6 +39,7 @@ import ctypes
 import os
 import platform
 import sys
+import warnings
 from pathlib import Path
 
 ENV = "REGNN_MKL_VENDOR_FIX"
@@ -115,6 +116,12 @@ def apply_vendor_fix() -> str:
             verdict = APPLIED
         except OSError as exc:
             verdict = f"failed ({shim}: {exc})"
+    elif verdict.startswith("too late"):
+        warnings.warn(
+            "torch was imported before regnn, so MKL keeps its generic SSE2 code on this "
+            f"{vendor or 'non-Intel'} CPU (the model's products run up to ~1.7x slower): "
+            f"import regnn before torch, or set {ENV}=0 to silence this (see regnn.mkl)",
+            RuntimeWarning, stacklevel=2)
     _state = verdict
     return verdict
 
