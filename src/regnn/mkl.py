@@ -82,7 +82,7 @@ def shim_path() -> Path | None:
 
 def decide(env: str | None, system: str, machine: str, vendor: str, flags: frozenset[str],
            torch_loaded: bool, shim: Path | None) -> str:
-    """Whether to load the shim: :data:`APPLIED`'s precondition ``"load"``, or why not."""
+    """``"load"`` when the shim should be loaded, otherwise why it is not (the reported state)."""
     if env is not None and env not in ("", "0", "1"):
         return f"off ({ENV}={env!r} is not 0 or 1)"
     if env == "0":
