@@ -16,7 +16,7 @@ number of fixed-point iterations, which is printed); ``--run`` times a trained m
 
 from __future__ import annotations
 
-import regnn  # noqa: F401  (before torch: applies the MKL vendor fix, see regnn.mkl)
+from regnn import mkl  # first: importing regnn before torch applies the MKL vendor fix
 
 # isort: split
 
@@ -29,7 +29,6 @@ import time
 import numpy as np
 import torch
 
-from regnn import mkl
 from regnn.config import load_config
 from regnn.data.training import AppropriateWindows
 from regnn.models.module import make_adam

@@ -13,7 +13,7 @@ losses, backward and the Adam step of ``regnn train``). Prints
 
 from __future__ import annotations
 
-import regnn  # noqa: F401  (before torch: applies the MKL vendor fix, see regnn.mkl)
+from regnn import mkl  # first: importing regnn before torch applies the MKL vendor fix
 
 # isort: split
 
@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from regnn import mkl
 from regnn.config import load_config
 from regnn.data.training import AppropriateWindows
 from regnn.models.module import make_adam
