@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(VENV)/bin/regnn demo --out $(DEMO_OUT)
 
 test: $(STAMP)
+	@echo ">> machine (CPU, vector extensions, cores, MKL branch)"
+	@$(PY) -m regnn.mkl
 	@echo ">> ruff + pytest (fast suite; slow checks: make test-slow)"
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(PY) -m pytest -q -m "not slow"

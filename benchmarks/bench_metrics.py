@@ -20,6 +20,10 @@ load average is printed with the figures, since a loaded machine slows everythin
 
 from __future__ import annotations
 
+from regnn.mkl import apply_vendor_fix
+
+apply_vendor_fix()  # an entry point: the MKL vendor fix before torch loads
+
 import argparse
 import os
 import resource

@@ -32,9 +32,9 @@ SHAPES = [
 
 CHILD = """
 import json, sys, time
-import regnn  # before torch: the vendor fix unless REGNN_MKL_VENDOR_FIX=0
-import torch
 from regnn import mkl
+mkl.apply_vendor_fix()  # before torch: the fix unless REGNN_MKL_VENDOR_FIX=0
+import torch
 torch.set_num_threads({threads})
 out = {{"branch": mkl.mkl_branch(), "gflops": {{}}}}
 for label, batch, m, k, n in {shapes!r}:

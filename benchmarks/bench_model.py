@@ -16,7 +16,9 @@ number of fixed-point iterations, which is printed); ``--run`` times a trained m
 
 from __future__ import annotations
 
-from regnn import mkl  # first: importing regnn before torch applies the MKL vendor fix
+from regnn import mkl
+
+mkl.apply_vendor_fix()  # an entry point: the MKL vendor fix before torch loads
 
 # isort: split
 

@@ -14,6 +14,10 @@ planted groups as a sanity check. Prints the figures, the peak resident memory a
 
 from __future__ import annotations
 
+from regnn.mkl import apply_vendor_fix
+
+apply_vendor_fix()  # an entry point: the MKL vendor fix before torch loads
+
 import argparse
 import os
 import resource

@@ -24,6 +24,10 @@ machine are recognisable.
 
 from __future__ import annotations
 
+from regnn.mkl import apply_vendor_fix
+
+apply_vendor_fix()  # an entry point: the MKL vendor fix before torch loads
+
 import argparse
 import asyncio
 import json

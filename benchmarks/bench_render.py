@@ -8,6 +8,10 @@ recognisable. Uses a small synthetic dataset and noisy copies of the real reacti
 
 from __future__ import annotations
 
+from regnn.mkl import apply_vendor_fix
+
+apply_vendor_fix()  # an entry point: the MKL vendor fix before torch loads
+
 import argparse
 import os
 import sys

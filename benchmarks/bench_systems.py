@@ -15,6 +15,10 @@ To measure the real thing, run ``regnn bench --data DIR --out OUT`` (it prints i
 
 from __future__ import annotations
 
+from regnn.mkl import apply_vendor_fix
+
+apply_vendor_fix()  # an entry point: the MKL vendor fix before torch loads
+
 import argparse
 import os
 import tempfile

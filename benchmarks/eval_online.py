@@ -9,6 +9,10 @@ path. Prints the table and ``os.getloadavg()``; writes ``--out/online_eval.json`
 
 from __future__ import annotations
 
+from regnn.mkl import apply_vendor_fix
+
+apply_vendor_fix()  # an entry point: the MKL vendor fix before torch loads
+
 import argparse
 import json
 import os

@@ -13,7 +13,9 @@ losses, backward and the Adam step of ``regnn train``). Prints
 
 from __future__ import annotations
 
-from regnn import mkl  # first: importing regnn before torch applies the MKL vendor fix
+from regnn import mkl
+
+mkl.apply_vendor_fix()  # an entry point: the MKL vendor fix before torch loads
 
 # isort: split
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import regnn  # noqa: F401  (first: applies the MKL vendor fix before torch loads, regnn.mkl)
+from regnn.mkl import apply_vendor_fix
+
+apply_vendor_fix()  # the test run is an entry point: the MKL vendor fix before torch loads
 
 SMALL_DYADS = 12  # 3 sessions of 4 clips: 4 rows per split, 8 mirrored items
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from regnn import __version__
 from regnn.errors import RegnnError
+from regnn.mkl import apply_vendor_fix
 
 COMMAND_MODULES: tuple[str, ...] = (
     "regnn.commands.synth",
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # an entry point: the process-wide MKL tweak, before a command module imports torch
+    apply_vendor_fix()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
