@@ -13,11 +13,14 @@ import react_reference as ref
 from regnn.metrics import (
     compute_all,
     fr_corr,
+    fr_cov,
     fr_dist,
     fr_div,
+    fr_div_ratio,
     fr_dvs,
     fr_rea,
     fr_var,
+    jitter,
     pcc,
     tlcc,
     weighted_dtw_pair,
@@ -162,7 +165,11 @@ def test_single_metric_functions_agree_with_compute_all() -> None:
     assert allm["FRDvs"] == fr_dvs(pred)
     assert allm["TLCC"] == tlcc(pred, sp)
     assert allm["FRRea"] == fr_rea(pred, lis)
-    assert list(allm) == ["FRCorr", "FRDist", "FRDiv", "FRVar", "FRDvs", "PCC", "TLCC", "FRRea"]
+    assert allm["Jitter"] == jitter(pred, lis, nb)
+    assert allm["FRDivRatio"] == fr_div_ratio(pred, lis, nb)
+    assert allm["FRCov"] == fr_cov(pred, lis, nb)
+    assert list(allm) == ["FRCorr", "FRDist", "FRDiv", "FRVar", "FRDvs", "PCC", "TLCC", "FRRea",
+                          "Jitter", "FRDivRatio", "FRCov"]
 
 
 def test_tlcc_known_lag() -> None:

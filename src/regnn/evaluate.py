@@ -31,7 +31,7 @@ import numpy as np
 
 from regnn import __version__, schema
 from regnn.errors import DataError
-from regnn.metrics import FID_KEY, HIGHER_IS_BETTER, METRIC_KEYS, compute_all
+from regnn.metrics import FID_KEY, HIGHER_IS_BETTER, METRIC_KEYS, better_word, compute_all
 from regnn.utils.io import write_json
 
 if TYPE_CHECKING:
@@ -299,20 +299,20 @@ def format_table(result: dict[str, Any]) -> str:
         if key not in result["scores"]:
             continue
         value = result["scores"][key]
-        arrow = "higher" if HIGHER_IS_BETTER[key] else "lower"
-        lines.append(f"{key:{width}s} {value:12.5f}  {arrow}")
+        lines.append(f"{key:{width}s} {value:12.5f}  {better_word(key)}")
     return "\n".join(lines)
 
 
 def evaluate_with_references(root: str | Path, split: str, pred_dir: str | Path, *, k: int = 10,
                              seed: int = 0, write: bool = True) -> dict[str, dict[str, float]]:
-    """Scores of the predictions in ``pred_dir`` and of the trivial REACT references.
+    """Scores of the predictions in ``pred_dir`` and of the references.
 
     Returns ``{"REGNN": scores, "gt": ..., "random": ..., "mime": ..., "meanseq": ...,
-    "meanfr": ...}`` (references with ``k`` reactions, means from the train split); with
-    ``write``, ``PRED/scores.json`` holds the predictions' result plus ``references``.
+    "meanfr": ..., "nn": ...}`` (references with ``k`` reactions; means and the retrieval
+    reference from the train split); with ``write``, ``PRED/scores.json`` holds the
+    predictions' result plus ``references``.
     """
-    from regnn.baselines import TRIVIAL, trivial_predictions
+    from regnn.baselines import REFERENCES, reference_predictions
     from regnn.data.react import ReactSplit
 
     result = evaluate_predictions(root, split, pred_dir, progress=False, write=False)
@@ -320,8 +320,8 @@ def evaluate_with_references(root: str | Path, split: str, pred_dir: str | Path,
     ds = ReactSplit(root, split, audio=False)
     train = ReactSplit(root, "train", audio=False)
     speakers, listeners, nb = ds.speakers(), ds.listeners(), ds.neighbours
-    for name in TRIVIAL:
-        refs = trivial_predictions(name, ds, train, k=k, seed=seed)
+    for name in REFERENCES:
+        refs = reference_predictions(name, ds, train, k=k, seed=seed)
         rows[name] = compute_all(refs, speakers, listeners, nb)
     if write:
         result["references"] = {name: s for name, s in rows.items() if name != "REGNN"}

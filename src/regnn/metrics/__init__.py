@@ -25,6 +25,20 @@ FRRea  weight-free realism: Fréchet distance of reaction    lower
        window features (see :mod:`regnn.metrics.realism`)
 ====== ==================================================== ===========
 
+This project's additions (:mod:`regnn.metrics.coverage`; not REACT's, published tables do
+not have them), which show where the diversity and appropriateness figures come from:
+
+========== ================================================ ==============
+key        definition                                       better
+========== ================================================ ==============
+Jitter     mean abs frame-to-frame change, generated over   closest to 1
+           real (1 = as smooth as real faces)
+FRDivRatio FRDiv of the K reactions over the S-MSE among    closest to 1
+           the real appropriate reactions (items with >= 2)
+FRCov      share of each speaker's appropriate reactions    higher
+           nearest (FRDist's DTW) to one of the K reactions
+========== ================================================ ==============
+
 The REACT protocol's own FRRea, the image FID of rendered faces with pytorch-fid's Inception
 weights, is :mod:`regnn.metrics.fid` (key ``FRRea_FID``; ``regnn evaluate --fid-weights``);
 it needs the weight file, so it is not part of :func:`compute_all`.
@@ -41,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from regnn.metrics import coverage as _coverage
 from regnn.metrics._inputs import as_neighbours, as_pred, as_sequences
 from regnn.metrics.correlation import max_correlations
 from regnn.metrics.diversity import diversity_scores
@@ -48,20 +63,34 @@ from regnn.metrics.dtw import min_weighted_dtw, set_threads, weighted_dtw_pair
 from regnn.metrics.realism import attribute_frechet, frechet_distance
 from regnn.metrics.synchrony import tlcc_offsets
 
-METRIC_KEYS: tuple[str, ...] = (
+#: the metrics of the REACT protocol (the official code's numbers)
+REACT_KEYS: tuple[str, ...] = (
     "FRCorr", "FRDist", "FRDiv", "FRVar", "FRDvs", "PCC", "TLCC", "FRRea",
 )
+#: this project's additions (:mod:`regnn.metrics.coverage`)
+EXTRA_KEYS: tuple[str, ...] = ("Jitter", "FRDivRatio", "FRCov")
+#: everything :func:`compute_all` returns, in this order
+METRIC_KEYS: tuple[str, ...] = REACT_KEYS + EXTRA_KEYS
 #: the image FID of ``regnn evaluate --fid-weights`` (:mod:`regnn.metrics.fid`)
 FID_KEY = "FRRea_FID"
-HIGHER_IS_BETTER: dict[str, bool] = {
+#: True: higher is better; False: lower is better; None: closest to 1 is best
+HIGHER_IS_BETTER: dict[str, bool | None] = {
     "FRCorr": True, "FRDist": False, "FRDiv": True, "FRVar": True, "FRDvs": True,
     "PCC": True, "TLCC": False, "FRRea": False, FID_KEY: False,
+    "Jitter": None, "FRDivRatio": None, "FRCov": True,
 }
 
 __all__ = [
-    "FID_KEY", "HIGHER_IS_BETTER", "METRIC_KEYS", "compute_all", "fr_corr", "fr_dist", "fr_div",
-    "fr_dvs", "fr_rea", "fr_var", "frechet_distance", "pcc", "tlcc", "weighted_dtw_pair",
+    "EXTRA_KEYS", "FID_KEY", "HIGHER_IS_BETTER", "METRIC_KEYS", "REACT_KEYS", "compute_all",
+    "fr_corr", "fr_cov", "fr_dist", "fr_div", "fr_div_ratio", "fr_dvs", "fr_rea", "fr_var",
+    "frechet_distance", "jitter", "pcc", "tlcc", "weighted_dtw_pair",
 ]
+
+
+def better_word(key: str) -> str:
+    """``"higher"``, ``"lower"`` or ``"closest to 1"``: which values of ``key`` are better."""
+    higher = HIGHER_IS_BETTER[key]
+    return "closest to 1" if higher is None else ("higher" if higher else "lower")
 
 
 @contextmanager
@@ -110,6 +139,29 @@ def fr_dist(pred: Any, listener: Any, neighbours: Any, *, workers: int | None = 
     return float(best.sum(axis=1).mean())
 
 
+def fr_cov(pred: Any, listener: Any, neighbours: Any, *, workers: int | None = None) -> float:
+    """FRCov (this project's): for each speaker with at least two appropriate reactions, the
+    share of them that are the nearest (weighted DTW) to one of its K predictions; mean."""
+    p, lis, nb = _prepare(pred, listener, neighbours, same_length=False)
+    with _threads(workers):
+        _, nearest = min_weighted_dtw(p, lis, nb, return_index=True)
+    return _coverage.fr_cov_from_nearest(nearest, nb)
+
+
+def jitter(pred: Any, listener: Any, neighbours: Any) -> float:
+    """Jitter (this project's): mean absolute frame-to-frame change of the predictions over
+    that of the real reactions appropriate for the scored speakers (1 = as smooth)."""
+    p, lis, nb = _prepare(pred, listener, neighbours, same_length=False)
+    return _coverage.jitter(p, lis, nb)
+
+
+def fr_div_ratio(pred: Any, listener: Any, neighbours: Any) -> float:
+    """FRDivRatio (this project's): FRDiv of the K predictions over the S-MSE among the real
+    appropriate reactions, both averaged over the speakers with at least two of them."""
+    p, lis, nb = _prepare(pred, listener, neighbours, same_length=False)
+    return _coverage.fr_div_ratio(p, lis, nb)
+
+
 def fr_div(pred: Any) -> float:
     """FRDiv (S-MSE): mean squared distance between two reactions to the same speaker."""
     return diversity_scores(as_pred(pred))["FRDiv"]
@@ -151,7 +203,8 @@ def compute_all(
     workers: int | None = None, progress: bool = False,
     timings: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """All eight REACT scores of ``pred`` as a dict (keys :data:`METRIC_KEYS`).
+    """The eight REACT scores of ``pred`` and this project's three additions, as a dict (keys
+    :data:`METRIC_KEYS`).
 
     ``tlcc_first_only`` selects the official multi-process TLCC variant (see :func:`tlcc`).
     When ``timings`` is a dict it receives the seconds spent on each metric.
@@ -169,8 +222,8 @@ def compute_all(
         scores["PCC"] = float(best_pcc.mean())
         spent["FRCorr+PCC"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        scores["FRDist"] = float(min_weighted_dtw(p, lis, nb, progress=progress)
-                                 .sum(axis=1).mean())
+        dist, nearest = min_weighted_dtw(p, lis, nb, progress=progress, return_index=True)
+        scores["FRDist"] = float(dist.sum(axis=1).mean())
         spent["FRDist"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         scores.update(diversity_scores(p))
@@ -182,6 +235,9 @@ def compute_all(
         t0 = time.perf_counter()
         scores["FRRea"] = attribute_frechet(p, lis)
         spent["FRRea"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        scores.update(_coverage.coverage_scores(p, lis, nb, nearest))
+        spent["Jitter+FRDivRatio+FRCov"] = time.perf_counter() - t0
     if timings is not None:
         timings.update(spent)
     return {key: scores[key] for key in METRIC_KEYS}

@@ -566,12 +566,13 @@ def weighted_dtw_pair(x: np.ndarray, y: np.ndarray) -> float:
 
 
 @njit(cache=True, parallel=True)
-def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, lazy, S):
+def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, arg, lazy, S):
     """For each speaker b of the block and each prediction i: the minimum weighted DTW
     between ``pred[b, i]`` and the listeners ``cand_idx[cand_ptr[b]:cand_ptr[b+1]]``.
 
     pred: (B, K, n, 25) float32; listR: (N, 25 * S) float32, each listener (m frames)
-    transposed, time-reversed and padded (see :func:`_sweep`); out: (B, K) float64.
+    transposed, time-reversed and padded (see :func:`_sweep`); out: (B, K) float64; arg:
+    (B, K) int64, the listener that reaches the minimum (-1 when there is no candidate).
     """
     numba.literally(S)
     B = pred.shape[0]
@@ -584,6 +585,7 @@ def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, lazy, S):
         nc = cand_ptr[b + 1] - lo
         if nc == 0:
             out[b, i] = np.nan
+            arg[b, i] = -1
             continue
         xT = np.empty(_NCOL * S, np.float32)
         _transpose_padded(pred[b, i], xT, S, False, 0)
@@ -591,6 +593,7 @@ def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, lazy, S):
         cc = np.empty(4 * S, np.float32)
         order = np.arange(nc)
         best = np.inf
+        best_j = cand_idx[lo]
         if lazy and n == m and nc > 1:
             ub = np.empty(nc)
             for c in range(nc):
@@ -601,19 +604,23 @@ def _min_dtw_kernel(pred, listR, m, cand_ptr, cand_idx, out, lazy, S):
             d = _wdtw(xT, listR[j], n, m, best if lazy else np.inf, buf, cc, S)
             if d < best:
                 best = d
+                best_j = j
         out[b, i] = best
+        arg[b, i] = best_j
 
 
 def min_weighted_dtw(
     pred: np.ndarray, listener: np.ndarray, neighbours: np.ndarray, *,
-    lazy: bool = True, block: int = 64, progress: bool = False,
-) -> np.ndarray:
+    lazy: bool = True, block: int = 64, progress: bool = False, return_index: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(N, K) array: for speaker k and prediction i, the least weighted DTW distance between
     ``pred[k, i]`` and an appropriate real reaction ``listener[j]`` (``neighbours[k, j]``).
 
     Exact: ``lazy`` only skips work that cannot change the minimum. Rows of ``neighbours``
     with no appropriate reaction give NaN. Works on blocks of ``block`` speakers so that at
     most one block is copied (when ``pred`` is not already C-contiguous float32).
+    ``return_index=True`` also returns the (N, K) int64 index ``j`` of the listener reaching
+    each minimum (the first in search order on a tie; -1 where there is no candidate).
     """
     N, K, n = pred.shape[:3]
     listener = np.asarray(listener, dtype=np.float32)
@@ -624,6 +631,7 @@ def min_weighted_dtw(
     listR[:, :, _PAD:_PAD + m] = listener[:, ::-1, :].transpose(0, 2, 1)
     listR = listR.reshape(listener.shape[0], _NCOL * S)
     out = np.empty((N, K))
+    arg = np.empty((N, K), dtype=np.int64)
     starts = range(0, N, block)
     if progress:
         from tqdm import tqdm
@@ -636,8 +644,9 @@ def min_weighted_dtw(
         cand_ptr = np.zeros(b1 - b0 + 1, dtype=np.int64)
         np.cumsum(rows.sum(axis=1), out=cand_ptr[1:])
         cand_idx = np.nonzero(rows)[1].astype(np.int64)
-        _literal_call(_min_dtw_kernel, chunk, listR, m, cand_ptr, cand_idx, out[b0:b1], lazy, S)
-    return out
+        _literal_call(_min_dtw_kernel, chunk, listR, m, cand_ptr, cand_idx, out[b0:b1],
+                      arg[b0:b1], lazy, S)
+    return (out, arg) if return_index else out
 
 
 def set_threads(workers: int | None) -> int:
