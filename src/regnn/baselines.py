@@ -1,4 +1,4 @@
-"""The trivial references of the REACT challenge: GT, Random, Mime, MeanSeq, MeanFr.
+"""The references: the REACT challenge's trivial ones, and a retrieval reference (``nn``).
 
 Each returns predictions ``(N, K, T, 25)`` float32 for the N mirrored items of a split:
 
@@ -9,7 +9,13 @@ Each returns predictions ``(N, K, T, 25)`` float32 for the N mirrored items of a
   drawn independently for every frame, reaction and item;
 - ``mime``: the speaker's own attributes, copied K times;
 - ``meanseq``: the frame-wise mean sequence of the **train** split's listener reactions;
-- ``meanfr``: the mean frame of the train split's listener reactions, repeated over time.
+- ``meanfr``: the mean frame of the train split's listener reactions, repeated over time;
+- ``nn`` (this project's, not a REACT reference): a non-parametric retrieval reference. For
+  each speaker, the real reactions of the **train** listeners whose speakers behave most like
+  it, nearest first, by the distance of ``regnn data neighbours`` (default method, see
+  :mod:`regnn.data.neighbours`), K of them (cycled when the train split has fewer). It needs
+  no training, reproduces real faces exactly, and is as good as the similarity of speaker
+  behaviours across the two splits: the bar a learned generator should clear.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ if TYPE_CHECKING:
     from regnn.data.react import ReactSplit
 
 TRIVIAL = ("gt", "random", "mime", "meanseq", "meanfr")
+#: every reference ``regnn baseline`` writes: the trivial ones and the retrieval reference
+REFERENCES = (*TRIVIAL, "nn")
 
 
 def random_reactions(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -66,6 +74,37 @@ def trivial_predictions(name: str, split: ReactSplit, train: ReactSplit | None =
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+def nearest_neighbour_predictions(speakers: np.ndarray, train_speakers: np.ndarray,
+                                  train_listeners: np.ndarray, k: int = 10,
+                                  method: str | None = None) -> np.ndarray:
+    """The ``nn`` reference: ``(N, K, T, 25)`` train listener reactions whose speakers are the
+    K nearest to each of the N ``speakers`` (``regnn data neighbours`` distance ``method``,
+    its default when None; standardised over both sets together)."""
+    from regnn.data.neighbours import DEFAULT_METHOD, distance_matrix
+
+    if k < 1:
+        raise ConfigError(f"K must be >= 1, got {k}")
+    n, m = len(speakers), len(train_speakers)
+    if m == 0:
+        raise ConfigError("the nn reference needs at least one train item")
+    both = np.concatenate([np.asarray(speakers, np.float32),
+                           np.asarray(train_speakers, np.float32)])
+    d = distance_matrix(both, method or DEFAULT_METHOD)[:n, n:]  # (N, M)
+    order = np.argsort(d, axis=1, kind="stable")[:, np.arange(k) % m]  # nearest first, cycled
+    return np.ascontiguousarray(np.asarray(train_listeners, np.float32)[order])
+
+
+def reference_predictions(name: str, split: ReactSplit, train: ReactSplit | None = None,
+                          k: int = 10, seed: int = 0) -> np.ndarray:
+    """Predictions of reference ``name`` (:data:`REFERENCES`) for every item of ``split``."""
+    if name.lower() != "nn":
+        return trivial_predictions(name, split, train, k=k, seed=seed)
+    if train is None:
+        raise ConfigError("the nn reference needs the train split")
+    return nearest_neighbour_predictions(split.speakers(), train.speakers(), train.listeners(),
+                                         k)
+
+
 def write_baseline(name: str, root: str | Path, split: str, out_dir: str | Path, *,
                    samples: int = 10, seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """Write reference ``name`` for every mirrored item of ``split`` as
@@ -73,11 +112,12 @@ def write_baseline(name: str, root: str | Path, split: str, out_dir: str | Path,
     from regnn.data.react import ReactSplit
 
     name = name.lower()
-    if name not in TRIVIAL:
-        raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(TRIVIAL)}")
+    if name not in REFERENCES:
+        raise ConfigError(f"unknown baseline {name!r}; choose one of {', '.join(REFERENCES)}")
     ds = ReactSplit(root, split, audio=False)
-    train = ReactSplit(root, "train", audio=False) if name in ("meanseq", "meanfr") else None
-    pred = trivial_predictions(name, ds, train, k=samples, seed=seed)
+    needs_train = name in ("meanseq", "meanfr", "nn")
+    train = ReactSplit(root, "train", audio=False) if needs_train else None
+    pred = reference_predictions(name, ds, train, k=samples, seed=seed)
     out = Path(out_dir)
     items = range(len(ds))
     if progress:
