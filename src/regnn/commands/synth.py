@@ -16,6 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--dyads", type=int, default=80,
                    help="number of dyad clips over all splits (sessions of 4 clips, 60/20/20)")
+    p.add_argument("--styles", type=int, default=3,
+                   help="listener reaction styles: how many clearly different appropriate "
+                        "reactions one speaker behaviour has (>= 1)")
+    p.add_argument("--clusters", type=int, default=4,
+                   help="speaker behaviour clusters (speakers of one cluster share their "
+                        "listeners' reactions as appropriate; >= 1)")
     add_seed(p)
     p.add_argument("--video", action="store_true", help="also write 64x64 PNG face frames")
     p.add_argument("--3dmm", dest="threedmm", action="store_true",
@@ -30,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = write_synthetic(args.out, dyads=args.dyads, seed=args.seed, video=args.video,
-                                  threedmm=args.threedmm, progress=True)
+                                  threedmm=args.threedmm, progress=True, styles=args.styles,
+                                  clusters=args.clusters)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if args.json:
@@ -48,5 +55,9 @@ def print_summary(summary: dict) -> None:
         print(f"  {split:<6} {s['rows']:>5} {s['items']:>6} "
               f"{s['appropriate_mean']:>30.2f} / {s['appropriate_min']} / {s['appropriate_max']}")
     o = summary["one_to_many"]
-    print(f"  one-to-many: CCC between reactions to the same speaker, same style "
-          f"{o['ccc_same_style']:.3f} vs different styles {o['ccc_different_style']:.3f}")
+    diff = o["ccc_different_style"]
+    print(f"  {summary['clusters']} speaker clusters, {summary['styles']} listener styles; "
+          f"one-to-many: CCC between reactions to the same speaker, same style "
+          f"{o['ccc_same_style']:.3f}, "
+          + ("different styles n/a (one style)" if diff is None
+             else f"different styles {diff:.3f}"))

@@ -237,16 +237,20 @@ def group_ids(clips: list[Clip], cfg: SynthConfig) -> np.ndarray:
 
 
 def write_synthetic(out_dir: str | Path, dyads: int = 80, seed: int = 0, *, video: bool = False,
-                    threedmm: bool = False, progress: bool = False,
-                    config: SynthConfig | None = None) -> dict:
+                    threedmm: bool = False, progress: bool = False, styles: int = 3,
+                    clusters: int = 4, config: SynthConfig | None = None) -> dict:
     """Write a synthetic REACT-layout dataset to ``out_dir`` and return its summary.
 
     Every file is written atomically; ``synthetic.json`` (parameters and summary) is written
     last, so its presence marks a complete dataset.
     """
-    cfg = config or SynthConfig(dyads=dyads, seed=seed, video=video, threedmm=threedmm)
+    cfg = config or SynthConfig(dyads=dyads, seed=seed, video=video, threedmm=threedmm,
+                                styles=styles, clusters=clusters)
     if cfg.dyads < 1:
         raise ValueError("--dyads must be at least 1")
+    if cfg.styles < 1 or cfg.clusters < 1:
+        raise ValueError(f"--styles and --clusters must be at least 1, got {cfg.styles} and "
+                         f"{cfg.clusters}")
     if cfg.sample_rate % schema.FPS:
         raise ValueError(f"sample rate must be a multiple of {schema.FPS} Hz")
     t0 = time.perf_counter()
@@ -353,7 +357,8 @@ def one_to_many_figure(gen: Generator, speakers: int = 24, repeats: int = 3) -> 
             far = gen.attributes(gen.reaction_latent(rng, u_far, s, rng.normal(size=LATENT_DIM)))
             other_cluster.append(ccc(rs[0], far[:T]))
     return {"ccc_same_style": round(float(np.mean(same)), 3),
-            "ccc_different_style": round(float(np.mean(diff)), 3),
+            # None with a single style: no pair of different styles exists
+            "ccc_different_style": round(float(np.mean(diff)), 3) if diff else None,
             "ccc_same_style_other_speaker_cluster": round(float(np.mean(other_cluster)), 3),
             "probe_speakers": speakers}
 
