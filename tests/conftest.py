@@ -63,6 +63,7 @@ model:
   width: 16
   heads: 2
   edge_channels: 2
+  modes: 2
 train:
   epochs: 1
   batch_size: 128

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from regnn.config import ModelConfig, load_config
+from regnn.data.windows import make_windows
 from regnn.errors import ConfigError
 from regnn.models.cognitive import MEFL, CognitiveProcessor, top_k_mask
-from regnn.models.motor import REGNNLayer, REGNNMotor, prepare_edges
+from regnn.models.motor import InverseInfo, REGNNLayer, REGNNMotor, prepare_edges
 from regnn.models.perceptual import PerceptualProcessor, causal_mask
-from regnn.models.regnn import REGNN, agreement_loss, distribution_loss, sample_noise
+from regnn.models.regnn import (
+    REGNN,
+    agreement_loss,
+    ar1_noise,
+    component_spread,
+    distribution_loss,
+    mixture_loss,
+    sample_noise,
+    stratified_components,
+)
 
 torch.set_num_threads(1)
 
@@ -303,17 +315,131 @@ def test_regnn_losses_and_generate_shapes():
     model = REGNN(small_cfg())
     face, audio = torch.rand(4, 20, 25), torch.randn(4, 20, 64)
     out = model.losses(face, audio, torch.rand(4, 3, 20, 25), torch.ones(4, 3, dtype=torch.bool))
-    assert set(out) == {"loss", "distribution", "agreement"}
+    assert set(out) == {"loss", "distribution", "agreement", "weights"}
     assert out["loss"].item() == pytest.approx(
-        out["distribution"].item() + out["agreement"].item(), rel=1e-5)
+        out["distribution"].item() + out["weights"].item() + out["agreement"].item(), rel=1e-5)
     model.eval()
     g = torch.Generator().manual_seed(0)
-    pred, info = model.generate(torch.rand(2, 95, 25), torch.randn(2, 95, 64), k=3, sigma=0.6,
+    pred, info = model.generate(torch.rand(2, 95, 25), torch.randn(2, 95, 64), k=3,
                                 generator=g)
     assert pred.shape == (2, 3, 95, 25) and info.converged
     assert (pred[:, 0] - pred[:, 1]).abs().max() > 1e-4  # the K reactions differ
-    pred2, _ = model.generate(torch.rand(2, 95, 25), torch.randn(2, 95, 64), k=3, sigma=0.0)
+
+
+def test_single_mode_gaussian_sigma_zero_is_deterministic():
+    torch.manual_seed(5)
+    model = REGNN(small_cfg(modes=1, distribution_loss="min")).eval()
+    face, audio = torch.rand(2, 95, 25), torch.randn(2, 95, 64)
+    pred, _ = model.generate(face, audio, k=3, sigma=0.6, noise="gaussian")
+    assert (pred[:, 0] - pred[:, 1]).abs().max() > 1e-4
+    pred2, _ = model.generate(face, audio, k=3, sigma=0.0, noise="gaussian")
     torch.testing.assert_close(pred2[:, 0], pred2[:, 2])  # σ = 0: one deterministic reaction
+
+
+def test_paper_sampling_adds_gaussian_noise_of_standard_deviation_sigma(monkeypatch):
+    """The paper's ε ~ N(0, σ²) in latent space, σ = 0.6 as a standard deviation (the
+    "scaled" noise of the authors' code has a far smaller effective σ on a 750-frame clip)."""
+    cfg = load_config("paper")
+    model = REGNN(dataclasses.replace(cfg.model, width=16, heads=2)).eval()
+    seen = {}
+
+    def capture(latents, edges, adjacency):
+        seen["latents"] = latents.clone()
+        return latents.transpose(-1, -2), InverseInfo()
+
+    monkeypatch.setattr(model, "decode", capture)
+    face, audio = torch.rand(1, 750, 25), torch.randn(1, 750, 64)
+    g = cfg.generate
+    model.generate(face, audio, k=4, sigma=g.sigma, noise=g.noise,
+                   generator=torch.Generator().manual_seed(0))
+    zp, _, _ = model.distribution(make_windows(face, 50, 25)[0], make_windows(audio, 50, 25)[0])
+    eps = seen["latents"] - zp[:, None]
+    assert eps.std().item() == pytest.approx(0.6, rel=0.02)
+    assert abs(eps.mean().item()) < 0.01
+    monkeypatch.setattr(model, "decode", capture)
+    model.generate(face, audio, k=4, sigma=0.6, noise="scaled",
+                   generator=torch.Generator().manual_seed(0))
+    scaled = (seen["latents"] - zp[:, None]).std().item()
+    assert scaled < 0.25  # the authors' noise: peak sqrt(0.6) over the clip
+
+
+def test_mixture_loss_on_two_clusters():
+    L = torch.zeros(1, 4, 2, 3)
+    L[0, 2:] = 1.0  # latents 0, 1 at 0; latents 2, 3 at 1
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    modes = torch.stack([torch.zeros(2, 3), torch.ones(2, 3), 3 * torch.ones(2, 3)])[None]
+    logits = torch.zeros(1, 3, requires_grad=True)
+    dist, weights, assign = mixture_loss(modes, logits, L, valid, precision_weight=0.5)
+    assert assign.tolist() == [[0, 0, 1, 1]]
+    # coverage 0; precision: modes 0, 1 sit on data, mode 2 is 2 away (MSE 4) -> 0.5 * 4/3
+    assert dist.item() == pytest.approx(0.5 * 4 / 3)
+    # weights: shares (1/2, 1/2, 0) against uniform logits: cross-entropy log 3
+    assert weights.item() == pytest.approx(np.log(3))
+    weights.backward()
+    assert logits.grad[0, 2] > 0 > logits.grad[0, 0]  # the unused component loses weight
+    # a padded latent is ignored, and with groups the assignment is decided over the group
+    valid[0, 3] = False
+    _, _, assign = mixture_loss(modes, logits, L, valid)
+    assert assign[0, :3].tolist() == [0, 0, 1]
+    L2 = torch.stack([L[0], L[0]])
+    L2[1, 2:] = 0.45  # in window 1, latents 2, 3 lean to mode 0 (0.45 from 0, 0.55 from 1)
+    two = torch.ones(2, 4, dtype=torch.bool)
+    modes2, logits2 = modes.expand(2, -1, -1, -1), torch.zeros(2, 3)
+    alone = mixture_loss(modes2, logits2, L2, two)[2]
+    assert alone[1].tolist() == [0, 0, 0, 0]
+    together = mixture_loss(modes2, logits2, L2, two, groups=torch.tensor([7, 7]))[2]
+    assert together.tolist() == [[0, 0, 1, 1], [0, 0, 1, 1]]
+
+
+def test_component_spread_is_the_within_component_deviation():
+    lat = torch.tensor([0.0, 2.0, 10.0, 7.0])[None, :, None, None].expand(1, 4, 1, 2)
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    assign = torch.tensor([[0, 0, 1, 2]])
+    dev, mask = component_spread(lat, valid, assign, 3)
+    assert mask.tolist() == [[True, True, False, False]]  # singletons have no spread
+    # deviations from the mean 1, scaled by sqrt(2 / 1)
+    assert dev[0, :2, 0, 0].tolist() == pytest.approx([-np.sqrt(2), np.sqrt(2)])
+
+
+def test_stratified_components_follow_the_weights_and_keep_one_per_clip():
+    pi = torch.tensor([0.5, 0.3, 0.2, 0.0]).expand(3, 5, 4)  # 3 clips, 5 windows
+    q = stratified_components(pi, 10, torch.Generator().manual_seed(0))
+    assert q.shape == (3, 10)
+    for row in q.tolist():  # stratified: exactly 5, 3 and 2 of 10, never the empty one
+        assert [row.count(c) for c in range(4)] == [5, 3, 2, 0]
+
+
+def test_ar1_noise_has_the_variance_and_the_step_it_is_given():
+    std = torch.tensor([0.1, 0.5, 0.2])
+    rho = torch.tensor([0.0, 0.9, 0.99])
+    n = ar1_noise((400,), 300, std, rho, torch.Generator().manual_seed(0))
+    assert n.shape == (400, 300, 3)
+    assert n.std(dim=(0, 1)).tolist() == pytest.approx(std.tolist(), rel=0.05)
+    step = n.diff(dim=1).square().mean(dim=(0, 1))
+    assert step.tolist() == pytest.approx((2 * std**2 * (1 - rho)).tolist(), rel=0.05)
+    lag1 = (n[:, 1:] * n[:, :-1]).mean(dim=(0, 1)) / std**2
+    assert lag1.tolist() == pytest.approx(rho.tolist(), abs=0.02)
+
+
+def test_generate_keeps_one_component_per_reaction_for_the_whole_clip(monkeypatch):
+    torch.manual_seed(3)
+    model = REGNN(small_cfg(modes=3)).eval()
+    face, audio = torch.rand(1, 95, 25), torch.randn(1, 95, 64)
+    seen = {}
+
+    def capture(latents, edges, adjacency):
+        seen["latents"] = latents.clone()
+        return latents.transpose(-1, -2), InverseInfo()
+
+    monkeypatch.setattr(model, "decode", capture)
+    model.generate(face, audio, k=6, generator=torch.Generator().manual_seed(1))
+    modes, _, _, _ = model.mixture(make_windows(face, 20, 10)[0], make_windows(audio, 20, 10)[0])
+    lat = seen["latents"]  # (W, K, I, D): untrained model, zero residual noise
+    for j in range(6):
+        hits = [[torch.allclose(lat[w, j], modes[w, q]) for q in range(3)]
+                for w in range(lat.shape[0])]
+        comp = {row.index(True) for row in hits}
+        assert len(comp) == 1  # the same component in every window
 
 
 def test_mse_objective_ablation_trains_and_generates():
@@ -336,7 +462,7 @@ def test_paper_config_sizes():
 
 def test_face_skip_adds_the_speaker_series():
     torch.manual_seed(7)
-    model = REGNN(small_cfg())
+    model = REGNN(small_cfg(face_skip=True))
     with torch.no_grad():
         model.cognitive.heads[-1].weight.zero_()
         model.cognitive.heads[-1].bias.zero_()

@@ -15,7 +15,7 @@ from regnn.models.variants import VARIANTS, resolve, variant_overrides
 
 TINY = {
     "model": {"width": 16, "heads": 2},
-    "train": {"epochs": 2, "batch_size": 4, "val_items": 0, "threads": 1},
+    "train": {"epochs": 2, "batch_size": 4, "clip_windows": 2, "val_items": 0, "threads": 1},
 }
 
 
@@ -78,10 +78,10 @@ def test_iresnet_ablation_keeps_regnn_but_swaps_the_motor() -> None:
     from regnn.models.iresnet import IResNetMotor
     from regnn.models.regnn import REGNN
 
-    cfg = resolve("paper", "iresnet-motor").model
+    cfg = resolve("regnn", "iresnet-motor").model
     model = IResNetREGNN(cfg)
     assert isinstance(model.motor, IResNetMotor)
-    full = REGNN(resolve("paper", "regnn").model)
+    full = REGNN(resolve("regnn", "regnn").model)
     motor_size = sum(p.numel() for p in model.motor.parameters() if p.dim() > 1)
     regnn_size = sum(p.numel() for p in full.motor.parameters())
     assert abs(motor_size - regnn_size) / regnn_size < 0.02  # blocks of matching size

@@ -84,12 +84,34 @@ def test_appropriate_windows_errors():
         AppropriateWindows(sp, au[:, :90], li, nb)
 
 
+def test_the_three_configurations_resolve_to_what_the_readme_says():
+    default = load_config("regnn")
+    assert default.model == RunConfig().model and default.generate == RunConfig().generate
+    assert load_config().to_dict() == {**default.to_dict(), "base": "regnn"}
+    m, g, t = default.model, default.generate, default.train
+    assert (m.modes, m.distribution_loss, m.agreement, m.face_skip, m.motor_norm) == (
+        4, "mixture", "component", False, False)
+    assert (g.noise, g.noise_scale, t.clip_windows) == ("residual", 0.5, 8)
+    paper, authors = load_config("paper"), load_config("authors")
+    assert (paper.model.modes, paper.model.distribution_loss, paper.model.gmm_sigma,
+            paper.model.agreement, paper.model.face_skip, paper.model.motor_norm) == (
+        1, "nll", 0.6, "all", False, True)
+    assert (paper.generate.noise, paper.generate.sigma, paper.train.clip_windows) == (
+        "gaussian", 0.6, 1)
+    assert (authors.model.modes, authors.model.distribution_loss, authors.model.agreement,
+            authors.model.motor_norm) == (1, "min", "all", True)
+    assert (authors.generate.noise, authors.generate.sigma) == ("scaled", 0.6)
+    # the three share the paper's sizes and optimiser
+    for c in (default, paper, authors):
+        assert (c.train.lr, c.train.weight_decay, c.train.epochs) == (1e-4, 5e-4, 100)
+        assert c.train.milestones == [20, 50] and c.train.batch_size == 128
+        assert (c.model.window, c.model.edge_channels, c.model.width) == (50, 8, 128)
+
+
 def test_configs_load_and_validate(tmp_path):
     paper = load_config("paper")
-    assert paper.model == RunConfig().model  # paper.yaml is empty: the defaults are the paper
-    assert (paper.train.lr, paper.train.weight_decay, paper.train.epochs) == (1e-4, 5e-4, 100)
-    assert paper.train.milestones == [20, 50] and paper.generate.sigma == 0.6
     demo = load_config("demo")
+    assert demo.model.modes == paper.model.modes + 3  # demo is the default method, smaller
     assert demo.model.width < paper.model.width and demo.train.epochs < 100
     f = tmp_path / "c.yaml"
     f.write_text("base: demo\nmodel:\n  edge_channels: 1\n")
@@ -103,5 +125,9 @@ def test_configs_load_and_validate(tmp_path):
         load_config(f)
     with pytest.raises(ConfigError, match="lipschitz"):
         merge(paper, {"model": {"lipschitz": 1.5}})
+    with pytest.raises(ConfigError, match="needs distribution_loss 'mixture'"):
+        merge(paper, {"model": {"modes": 3}})
+    with pytest.raises(ConfigError, match="generate.noise must be one of residual"):
+        merge(paper, {"generate": {"noise": "pink"}})
     with pytest.raises(ConfigError, match="neither a built-in"):
         load_config("nope")

@@ -1,11 +1,16 @@
 """Typed run configuration: model, training and generation settings.
 
-One source of truth for defaults: the dataclass defaults below **are the paper's settings**
-(Sec. V-A and the authors' configuration: D = 50 / stride 25 windows, P = 8 edge channels,
-2 motor layers, 128-wide fusion, Adam lr 1e-4, weight decay 5e-4, 100 epochs, lr x0.1 at
-epochs 20 and 50, M = 10 appropriate reactions per window, σ = 0.6, K = 10). The YAML files
-shipped in :mod:`regnn.configs` hold *overrides* only: ``paper.yaml`` is empty on purpose,
-``demo.yaml`` shrinks the run so that ``make demo`` trains in about two minutes on 2 cores.
+One source of truth for defaults: the dataclass defaults below **are regnn's default
+configuration** (``regnn``: `regnn train` without ``--config``, Table I's "Ours"), trained
+with the paper's sizes and optimiser (Sec. V-A: D = 50 / stride 25 windows, P = 8 edge
+channels, 2 motor layers, 128-wide fusion, Adam lr 1e-4, weight decay 5e-4, 100 epochs, lr
+x0.1 at epochs 20 and 50, M = 10 appropriate reactions per window, K = 10). Where the method
+differs from the paper's text (a mixture of ``modes`` components, per-component agreement,
+clip chunks, the smooth "residual" noise, no normalisation before the motor's sigmoid) the
+README's "Three configurations" says why. The YAML files shipped in :mod:`regnn.configs`
+hold *overrides* only: ``regnn.yaml`` is empty on purpose, ``paper.yaml`` is the method as the
+paper's text specifies it, ``authors.yaml`` as the authors' published code does it, and
+``demo.yaml`` shrinks the default run so that ``make demo`` trains in a few minutes on 2 cores.
 
 ``load_config("demo")`` / ``load_config("path/to/file.yaml")`` returns a :class:`RunConfig`;
 unknown keys and wrong types are :class:`~regnn.errors.ConfigError` naming the key.
@@ -25,7 +30,10 @@ import yaml
 
 from regnn.errors import ConfigError
 
-BUILTIN_CONFIGS = ("paper", "demo")
+BUILTIN_CONFIGS = ("regnn", "paper", "authors", "demo")
+MODES = 4  # components of the default model's predicted distribution
+NOISE_MODES = ("residual", "gaussian", "scaled")
+DISTRIBUTION_LOSSES = ("mixture", "min", "mean", "nll")
 
 
 @dataclass
@@ -37,7 +45,7 @@ class ModelConfig:
     audio_dim: int = 64  # per-frame audio features (log-mel bands of the data layer)
     use_face: bool = True  # False: audio-only ablation
     use_audio: bool = True  # False: face-only ablation
-    face_skip: bool = True  # Ẑp = heads + speaker attributes (see regnn.models.regnn)
+    face_skip: bool = False  # Ẑp = heads + speaker attributes (see regnn.models.regnn)
     width: int = 128  # fusion width
     heads: int = 4
     cross_layers: int = 1  # face <- audio cross-modal blocks
@@ -53,10 +61,15 @@ class ModelConfig:
     motor: str = "regnn"  # motor processor type
     motor_layers: int = 2
     motor_key_dim: int = 16
+    motor_norm: bool = False  # the normalisation before the motor's sigmoid (Sec. IV-C)
     lipschitz: float = 0.9  # c: guaranteed Lipschitz constant of each motor layer's φ
     objective: str = "afrdl"  # "afrdl" (Sec. IV-B) or "mse" (the "without graph" ablation)
-    distribution_loss: str = "min"  # Eq. 9 form: "min" | "mean" | "nll" (see REGNN.losses)
+    modes: int = MODES  # Q: components of the predicted distribution (1 = the paper's one Ẑp)
+    # Eq. 9 form: "mixture" | "min" | "mean" | "nll" (see regnn.models.regnn)
+    distribution_loss: str = "mixture"
     gmm_sigma: float = 0.6  # σ of the GMM components, used by distribution_loss="nll"
+    precision_weight: float = 0.5  # "mixture": weight of the term pulling every mode to data
+    agreement: str = "component"  # Eq. 7 over "all" M latents or within each "component"
     agreement_weight: float = 1.0  # weight of the latent-agreement term, Eq. 7
     inverse_tol: float = 1e-5  # fixed-point stop: max |x_k - x_{k-1}| (errors reached: ~1e-6)
     inverse_max_iter: int = 200
@@ -67,6 +80,9 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 128  # windows per optimiser step (global: split over DDP processes)
     appropriate: int = 10  # M: appropriate real reactions per window (sampled, up to M)
+    # windows per training sample: c consecutive windows of one clip sharing their M
+    # listeners, so a listener's mixture component is decided over c windows (1: the paper)
+    clip_windows: int = 8
     lr: float = 1e-4
     weight_decay: float = 5e-4
     milestones: list[int] = field(default_factory=lambda: [20, 50])
@@ -87,8 +103,15 @@ class TrainConfig:
 @dataclass
 class GenerateConfig:
     samples: int = 10  # K
-    sigma: float = 0.6
-    noise: str = "scaled"  # "scaled" (the authors' code) | "gaussian" (i.i.d. N(0, σ²))
+    # ε of the sample Ẑp + ε (regnn.models.regnn.sample_noise): "residual" (smooth noise
+    # with the per-node variance and frame-to-frame change of the training latents around
+    # their mode, times noise_scale) | "gaussian" (i.i.d. N(0, σ²), the paper's text) |
+    # "scaled" (the authors' code: N(0, 1) rescaled to a peak of sqrt(σ) per clip)
+    noise: str = "residual"
+    sigma: float = 0.6  # σ of "gaussian" and "scaled"
+    # multiplies the "residual" noise: a sampling temperature (reduced-temperature sampling of
+    # normalising flows, Kingma & Dhariwal 2018); 1 = the full real within-mode spread
+    noise_scale: float = 0.5
     binarize_aus: bool = False
 
 
@@ -97,7 +120,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
-    base: str = "paper"  # which built-in (or file) these values came from
+    base: str = "regnn"  # which built-in (or file) these values came from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,16 +136,27 @@ class RunConfig:
             (m.use_face or m.use_audio, "model.use_face and model.use_audio are both false"),
             (m.objective in ("afrdl", "mse"),
              f"model.objective must be 'afrdl' or 'mse', got {m.objective!r}"),
-            (m.distribution_loss in ("min", "mean", "nll"),
-             f"model.distribution_loss must be min|mean|nll, got {m.distribution_loss!r}"),
+            (m.distribution_loss in DISTRIBUTION_LOSSES,
+             f"model.distribution_loss must be one of {'|'.join(DISTRIBUTION_LOSSES)}, "
+             f"got {m.distribution_loss!r}"),
+            (m.modes >= 1, f"model.modes must be >= 1, got {m.modes}"),
+            (m.modes == 1 or m.distribution_loss == "mixture",
+             f"model.modes = {m.modes} needs distribution_loss 'mixture' (the other forms "
+             f"compare one Ẑp with the latents), got {m.distribution_loss!r}"),
+            (m.agreement in ("all", "component"),
+             f"model.agreement must be 'all' or 'component', got {m.agreement!r}"),
+            (m.precision_weight >= 0,
+             f"model.precision_weight must be >= 0, got {m.precision_weight}"),
             (m.width % m.heads == 0, f"model.width {m.width} not divisible by heads {m.heads}"),
             (t.epochs >= 1, f"train.epochs must be >= 1, got {t.epochs}"),
             (t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}"),
             (t.appropriate >= 1, f"train.appropriate must be >= 1, got {t.appropriate}"),
+            (t.clip_windows >= 1, f"train.clip_windows must be >= 1, got {t.clip_windows}"),
             (g.samples >= 1, f"generate.samples must be >= 1, got {g.samples}"),
             (g.sigma >= 0, f"generate.sigma must be >= 0, got {g.sigma}"),
-            (g.noise in ("scaled", "gaussian"),
-             f"generate.noise must be 'scaled' or 'gaussian', got {g.noise!r}"),
+            (g.noise in NOISE_MODES,
+             f"generate.noise must be one of {', '.join(NOISE_MODES)}, got {g.noise!r}"),
+            (g.noise_scale >= 0, f"generate.noise_scale must be >= 0, got {g.noise_scale}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -196,7 +230,7 @@ def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     return data
 
 
-def load_config(name_or_path: str | Path = "paper",
+def load_config(name_or_path: str | Path = "regnn",
                 overrides: dict[str, Any] | None = None) -> RunConfig:
     """Resolve a built-in config name (``paper``, ``demo``) or a YAML file into a RunConfig.
 
@@ -230,7 +264,7 @@ def load_config(name_or_path: str | Path = "paper",
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a RunConfig saved by :meth:`RunConfig.to_dict` (e.g. from RUN/config.yaml)."""
     data = dict(data)
-    base = data.pop("base", "paper")
+    base = data.pop("base", "regnn")
     config = merge(RunConfig(), data)
     config.base = base
     return config

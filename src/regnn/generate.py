@@ -37,21 +37,31 @@ def postprocess(pred: np.ndarray, binarize: bool = False) -> np.ndarray:
 
 
 def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
-                         out_dir: str | Path, samples: int = 10, sigma: float = 0.6,
+                         out_dir: str | Path, samples: int = 10, sigma: float | None = None,
                          seed: int = 0, binarize: bool = False, checkpoint: str = "best",
                          progress: bool = True, limit: int | None = None,
-                         threads: int = 0) -> dict[str, Any]:
-    """Generate ``samples`` reactions per item of ``split``; returns generation.json's dict."""
+                         threads: int = 0, noise: str | None = None,
+                         noise_scale: float | None = None) -> dict[str, Any]:
+    """Generate ``samples`` reactions per item of ``split``; returns generation.json's dict.
+
+    ``sigma``, ``noise`` and ``noise_scale`` override the run's ``generate`` settings; None
+    keeps them."""
     from regnn.data.react import ReactSplit
     from regnn.train import load_module
 
     if samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}")
-    if sigma < 0:
-        raise ConfigError(f"--sigma must be >= 0, got {sigma}")
     if threads > 0:
         torch.set_num_threads(threads)
     module = load_module(run_dir, checkpoint)
+    gcfg = module.config.generate
+    changes = {k: v for k, v in (("sigma", sigma), ("noise", noise),
+                                 ("noise_scale", noise_scale)) if v is not None}
+    if changes:  # validated like a config file's values (names the key on error)
+        from regnn.config import merge
+
+        module.config = merge(module.config, {"generate": changes})
+        gcfg = module.config.generate
     cfg = module.config.model
     ds = ReactSplit(root, split, audio=cfg.use_audio)
     out = Path(out_dir)
@@ -64,7 +74,8 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
         audio = torch.from_numpy(ds.audio(i))[None] if cfg.use_audio else None
         t1 = time.perf_counter()
         with torch.no_grad():
-            pred, inf = module.generate_clips(face, audio, samples, sigma, item_generator(seed, i))
+            pred, inf = module.generate_clips(face, audio, samples, gcfg.sigma,
+                                              item_generator(seed, i))
         model_s += time.perf_counter() - t1
         info = info.merge(inf)
         arr = postprocess(pred[0].float().numpy(), binarize)
@@ -72,7 +83,8 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
     wall = time.perf_counter() - t0
     summary = {
         "run": str(run_dir), "data": str(root), "split": split, "items": n,
-        "samples": samples, "sigma": sigma, "noise": module.config.generate.noise,
+        "samples": samples, "noise": gcfg.noise, "sigma": gcfg.sigma,
+        "noise_scale": gcfg.noise_scale,
         "seed": seed, "binarize_aus": binarize, "checkpoint": checkpoint,
         "torch_threads": torch.get_num_threads(), "mkl": mkl.status(),
         "wall_s": round(wall, 3), "model_s": round(model_s, 3),

@@ -87,7 +87,8 @@ def _datasets(config: RunConfig, data_root: Path, seed: int) -> tuple[Any, Any, 
     m, t = config.model, config.train
     train_split = ReactSplit(data_root, "train", audio=m.use_audio)
     train_ds = AppropriateWindows.from_split(train_split, m.window, m.stride, t.appropriate, seed,
-                                             use_audio=m.use_audio)
+                                             use_audio=m.use_audio,
+                                             clip_windows=t.clip_windows)
     _check_dims(config, train_ds)
     val = None
     if t.val_items > 0:
@@ -175,11 +176,17 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
     # train.batch_size is the global batch (windows per optimiser step, the paper's 128);
     # under DDP every process takes its share, so --devices does not change the optimisation
     per_process = per_process_batch(t.batch_size, trainer.world_size)
+    # the loader's batch counts samples: windows, or chunks of train.clip_windows windows
+    per_sample = getattr(train_ds, "chunk", 1)
+    if per_process % per_sample:
+        raise ConfigError(f"train.batch_size {t.batch_size} ({per_process} windows per process) "
+                          f"is not a multiple of train.clip_windows {per_sample}")
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
 
     g = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(train_ds, batch_size=per_process, shuffle=True, generator=g,
+    train_loader = DataLoader(train_ds, batch_size=per_process // per_sample, shuffle=True,
+                              generator=g,
                               num_workers=t.num_workers, collate_fn=collate_prebatched,
                               persistent_workers=t.num_workers > 0)
     val_loader = None

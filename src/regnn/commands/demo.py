@@ -107,9 +107,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_table(rows: dict[str, dict]) -> None:
-    keys = ["FRCorr", "FRDist", "PCC", "FRDiv", "FRVar", "FRDvs", "TLCC", "FRRea"]
-    arrows = {"FRCorr": "^", "FRDist": "v", "PCC": "^", "FRDiv": "^", "FRVar": "^",
-              "FRDvs": "^", "TLCC": "v", "FRRea": "v"}
-    print("  " + f"{'system':<9}" + "".join(f"{k + arrows[k]:>9}" for k in keys))
+    """The REACT metrics, then this project's additions (Jitter, FRDivRatio: closest to 1 is
+    best, marked ~)."""
+    from regnn.metrics import HIGHER_IS_BETTER
+
+    keys = ["FRCorr", "FRDist", "PCC", "FRDiv", "FRVar", "FRDvs", "TLCC", "FRRea",
+            "Jitter", "FRDivRatio", "FRCov"]
+    arrows = {True: "^", False: "v", None: "~"}
+    print("  " + f"{'system':<9}" + "".join(f"{k + arrows[HIGHER_IS_BETTER[k]]:>11}"
+                                            for k in keys))
     for name, s in rows.items():
-        print("  " + f"{name:<9}" + "".join(f"{s.get(k, float('nan')):>9.3f}" for k in keys))
+        print("  " + f"{name:<9}" + "".join(f"{s.get(k, float('nan')):>11.3f}" for k in keys))
+    print("  (^ higher is better, v lower, ~ closest to 1; Jitter, FRDivRatio and FRCov are "
+          "regnn's additions, not REACT metrics)")

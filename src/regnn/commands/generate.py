@@ -20,7 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out", required=True, help="predictions folder (PRED)")
     p.add_argument("--samples", type=int, default=10, help="reactions per speaker (K)")
-    p.add_argument("--sigma", type=float, default=0.6, help="σ of the sampling noise")
+    p.add_argument("--noise", default=None, choices=["residual", "gaussian", "scaled"],
+                   help="sampling noise ε (default: the run's generate.noise): residual "
+                        "(smooth, the real within-mode spread x --noise-scale), gaussian "
+                        "(i.i.d. N(0, σ²), the paper's text), scaled (the authors' code)")
+    p.add_argument("--noise-scale", type=float, default=None,
+                   help="multiplier of the residual noise (default: the run's "
+                        "generate.noise_scale; 0 = every reaction exactly on its mode)")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="σ of the gaussian and scaled noise (default: the run's generate.sigma)")
     p.add_argument("--binarize-aus", action="store_true", help="threshold AUs to {0, 1}")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--threads", type=int, default=0,
@@ -36,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     s = generate_predictions(args.run, args.data, args.split, args.out, samples=args.samples,
                              sigma=args.sigma, seed=args.seed, binarize=args.binarize_aus,
                              checkpoint=args.checkpoint, progress=not args.no_progress,
-                             threads=args.threads)
+                             threads=args.threads, noise=args.noise,
+                             noise_scale=args.noise_scale)
     mi = s["motor_inverse"]
     print(f"{s['items']} items x {s['samples']} reactions in {s['wall_s']:.2f} s "
           f"({s['reactions_per_s']} reactions/s); motor inverse: <= {mi['max_iterations']} "

@@ -21,8 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="dataset root (REACT layout)")
     p.add_argument("--out", required=True, help="run folder to create (RUN)")
-    p.add_argument("--config", default="paper",
-                   help="built-in config (paper, demo) or a YAML file of overrides")
+    p.add_argument("--config", default="regnn",
+                   help="built-in config or a YAML file of overrides: regnn (the default "
+                        "model, paper-size training), paper (what the paper's text "
+                        "specifies), authors (what the authors' code does), demo (the default "
+                        "model, small and short: make demo)")
     p.add_argument("--model", default=None,
                    help="registered model or named system (default: from config): regnn, "
                         "huang-s, huang-c, unet, l2l, iresnet-motor, or an ablation "

@@ -12,6 +12,15 @@ each node only the ``top_k`` outgoing edges with the largest feature norm are ke
 vectorised ``torch.topk``; no Python loop), and every node keeps a self loop. ``P = 1`` is
 the single-value-edge ablation.
 
+**Several modes** (``model.modes = Q > 1``, this project's extension; ``Q = 1`` is the paper):
+the heads predict ``Q`` candidate graphs ``Ẑp^1..Ẑp^Q`` and a small head the mixture weights
+``π`` of the window, i.e. the cognitive processor predicts the *Gaussian mixture graph
+distribution* of Sec. IV-B itself (its component means and weights) instead of one graph. A
+speaker behaviour with several appropriate reaction styles then gets one component per style
+rather than their blend (see :func:`regnn.models.regnn.mixture_loss`). The MEFL edges are
+computed from the mean of the components, so all components (and the latents they are compared
+with) share one graph structure.
+
 Layout convention shared with :mod:`regnn.models.motor`: ``edges[..., p, i, j]`` is channel
 ``p`` of the edge ``j -> i`` (row = receiving node), ``adjacency[..., i, j]`` says whether that
 edge exists. Every node therefore has at most ``top_k + 1`` outgoing edges, which is what the
@@ -72,26 +81,50 @@ def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
 class CognitiveProcessor(nn.Module):
     """Predicts ``Ẑp`` (paper Eq. 4) and its MEFL edges from the fused speaker sequence.
 
-    ``forward(fused (B, D, width)) -> (zp (B, I, D), edges (B, P, I, I), adjacency (B, I, I))``.
+    ``forward(fused (B, D, width)) -> (zp (B, I, D), edges (B, P, I, I), adjacency (B, I, I))``
+    with one mode; :meth:`mixture` gives all ``Q`` modes and their weights.
     """
 
     def __init__(self, width: int = 128, nodes: int = 25, window: int = 50,
                  edge_channels: int = 8, edge_key_dim: int = 16, top_k: int = 6,
-                 hidden: int | None = None) -> None:
+                 hidden: int | None = None, modes: int = 1) -> None:
         super().__init__()
+        if modes < 1:
+            raise ConfigError(f"model.modes must be >= 1, got {modes}")
         hidden = hidden or width
-        self.nodes, self.window = nodes, window
-        self.heads = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, nodes))
+        self.nodes, self.window, self.modes = nodes, window, modes
+        self.heads = nn.Sequential(nn.Linear(width, hidden), nn.GELU(),
+                                   nn.Linear(hidden, modes * nodes))
+        # mixture weights of the window from its pooled (detached) speaker representation
+        self.weights = nn.Linear(width, modes) if modes > 1 else None
         self.mefl = MEFL(window, edge_channels, edge_key_dim, top_k)
 
-    def forward(self, fused: torch.Tensor, prior: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``prior (B, I, D)``, when given, is added to the heads' output (a residual path)."""
+    def mixture(self, fused: torch.Tensor, prior: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(modes (B, Q, I, D), logits (B, Q), edges (B, P, I, I), adjacency (B, I, I))``.
+
+        ``prior (B, I, D)``, when given, is added to every mode (a residual path). The logits'
+        head reads the fused sequence detached: its cross-entropy trains only itself.
+        """
         if fused.shape[1] != self.window:
             raise ConfigError(f"the cognitive processor was built for {self.window}-frame windows, "
                               f"got {fused.shape[1]} frames")
-        zp = self.heads(fused).transpose(1, 2)  # (B, I, D)
+        B, D = fused.shape[:2]
+        zp = self.heads(fused).view(B, D, self.modes, self.nodes).permute(0, 2, 3, 1)
         if prior is not None:
-            zp = zp + prior
-        edges, adjacency = self.mefl(zp)
-        return zp, edges, adjacency
+            zp = zp + prior[:, None]
+        if self.weights is None:
+            logits = zp.new_zeros(B, 1)
+        else:
+            logits = self.weights(fused.detach().mean(dim=1))
+        edges, adjacency = self.mefl(zp[:, 0] if self.modes == 1 else zp.mean(dim=1))
+        return zp, logits, edges, adjacency
+
+    def forward(self, fused: torch.Tensor, prior: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One graph per window: the only mode, or the mixture's weighted mean."""
+        zp, logits, edges, adjacency = self.mixture(fused, prior)
+        if self.modes == 1:
+            return zp[:, 0], edges, adjacency
+        pi = torch.softmax(logits, dim=1)
+        return (pi[:, :, None, None] * zp).sum(dim=1), edges, adjacency

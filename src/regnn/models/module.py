@@ -129,12 +129,13 @@ class REGNNModule(ReactionModule):
 
     def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model.losses(batch.get("face"), batch.get("audio"), batch["reactions"],
-                                 batch["valid"])
+                                 batch["valid"], batch.get("group"))
 
     def generate_clips(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int,
                        sigma: float, generator: torch.Generator | None = None
                        ) -> tuple[torch.Tensor, InverseInfo]:
-        pred, info = self.model.generate(face, audio, k, sigma, self.config.generate.noise,
-                                         generator)
+        g = self.config.generate
+        pred, info = self.model.generate(face, audio, k, sigma, g.noise, generator,
+                                         g.noise_scale)
         self.inverse_info = self.inverse_info.merge(info)
         return pred, info

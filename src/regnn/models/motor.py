@@ -17,9 +17,16 @@ A layer maps ``v -> v + φ(v)`` (Eq. 12) with
     φ(v)_i = γ \sum_p w_{e,p} \sum_{j \in \mathcal N_i} e_{ji,p}\, s_j                 \quad (13)
 
 (the softmax normaliser of Eq. 11 cancels in Eq. 10, so each channel is an attention with a
-fixed log-bias; ``Σ_p w_p e_{·,p}`` is applied as one ``I x I`` matrix). The paper's
-normalisation layer before the sigmoid is left out: a data-dependent normalisation has no
-global Lipschitz bound, and the guarantee below needs one.
+fixed log-bias; ``Σ_p w_p e_{·,p}`` is applied as one ``I x I`` matrix).
+
+**The normalisation before the sigmoid** (Sec. IV-C: the node features are "pre-processed by a
+normalization layer and a Sigmoid activation"), ``model.motor_norm``: ``s_i = Sig(a_i v_i +
+b_i)`` with a learned scale ``a_i > 0`` and shift ``b_i`` per node, i.e. a normalisation with
+frozen statistics. A data-dependent normalisation (LayerNorm, batch statistics) has no global
+Lipschitz bound, and the guarantee below needs one; this one multiplies the sigmoid's bound
+by ``max_i a_i``. Without it (``motor_norm: false``) a ``[0, 1]`` attribute only reaches the
+sigmoid's range ``[0.5, 0.73]``; the default ``a = 4, b = -2`` maps ``[0, 1]`` onto
+``[0.12, 0.88]``.
 
 **Lipschitz bound (proved here; replaces the heuristic Eq. 15).** Norm: Frobenius over the
 ``I x D`` graph. Let ``δ`` bound the out-degree of every node including its self loop
@@ -35,12 +42,15 @@ Eq. (10) and ``m(s) = Π(s) s``. Then ``dm = Π ds + C``, ``C_i = Σ_j π_ij (s_
    ``sqrt(E_π dl²) <= (sqrt(D) ‖W_q‖_2 ‖W_m‖_2 / √d_k)(‖ds_i‖ + sqrt(Σ_j π_ij ‖ds_j‖²))``.
    Summing squares over ``i`` (columns of ``Π`` sum to ``<= δ`` again):
    ``‖C‖ <= (D / (2√d_k)) ‖W_q‖_2 ‖W_m‖_2 (1 + sqrt(δ)) ‖ds‖``.
-3. The sigmoid is 1/4-Lipschitz and the channels are combined by ``w_e``; hence
+3. The sigmoid is 1/4-Lipschitz (``max_i a_i / 4`` after the normalisation) and the
+   channels are combined by ``w_e``; hence
 
 .. math::
 
-    \mathrm{Lip}(φ/γ) \le B = \tfrac14 \|w_e\|_1 \Big(\sqrt δ
-        + \tfrac{D}{2\sqrt{d_k}} \|W_q\|_2 \|W_m\|_2 (1+\sqrt δ)\Big).
+    \mathrm{Lip}(φ/γ) \le B = \tfrac{\max_i a_i}{4} \|w_e\|_1 \Big(\sqrt δ
+        + \tfrac{D}{2\sqrt{d_k}} \|W_q\|_2 \|W_m\|_2 (1+\sqrt δ)\Big)
+
+   (``max_i a_i = 1`` without the normalisation).
 
 The layer uses ``γ = c / max(B, c)`` with the exact spectral norms (``torch.linalg.matrix_norm``
 with ``ord=2``, not a power-iteration estimate), so ``Lip(φ) <= c < 1`` for *any* weights,
@@ -115,7 +125,8 @@ class REGNNLayer(nn.Module):
     """
 
     def __init__(self, node_dim: int, edge_channels: int, key_dim: int = 16,
-                 max_out_degree: int = 7, lipschitz: float = 0.9) -> None:
+                 max_out_degree: int = 7, lipschitz: float = 0.9, nodes: int = 25,
+                 norm: bool = False) -> None:
         super().__init__()
         if not 0.0 < lipschitz < 1.0:
             raise ConfigError(f"the motor's Lipschitz constant c must be in (0, 1), "
@@ -126,6 +137,17 @@ class REGNNLayer(nn.Module):
         self.w_q = nn.Parameter(torch.randn(node_dim, key_dim) * std)
         self.w_m = nn.Parameter(torch.randn(node_dim, key_dim) * std)
         self.w_e = nn.Parameter(torch.full((edge_channels,), 1.0 / edge_channels))
+        # the normalisation before the sigmoid: s = Sig(a v + b) per node, a = exp(log_a) > 0
+        self.norm = norm
+        if norm:
+            self.log_a = nn.Parameter(torch.full((nodes, 1), math.log(4.0)))
+            self.b = nn.Parameter(torch.full((nodes, 1), -2.0))
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """``Sig(a ⊙ x + b)`` (with the normalisation) or ``Sig(x)``, ``x (..., I, D)``."""
+        if self.norm:
+            return torch.sigmoid(torch.addcmul(self.b, x, self.log_a.exp()))
+        return torch.sigmoid(x)
 
     def lipschitz_bound(self) -> torch.Tensor:
         """``B`` of the module docstring: a Lipschitz bound of ``φ`` before scaling by ``γ``."""
@@ -133,7 +155,8 @@ class REGNNLayer(nn.Module):
         nq = torch.linalg.matrix_norm(self.w_q, ord=2)
         nm = torch.linalg.matrix_norm(self.w_m, ord=2)
         attn = self.node_dim / (2.0 * math.sqrt(self.key_dim)) * nq * nm * (1.0 + sq)
-        return 0.25 * self.w_e.abs().sum() * (sq + attn)
+        bound = 0.25 * self.w_e.abs().sum() * (sq + attn)
+        return bound * self.log_a.max().exp() if self.norm else bound
 
     def gamma(self) -> torch.Tensor:
         """The scale ``γ = c / max(B, c)`` that makes ``Lip(φ) <= c``."""
@@ -178,7 +201,7 @@ class REGNNLayer(nn.Module):
             safe_exp = self.logit_bound() > 60.0
         e_r, e_p = self.edge_operands(e0) if operands is None else operands
         dk = self.key_dim
-        s = torch.sigmoid(x)  # (B, M, I, D)
+        s = self.activation(x)  # (B, M, I, D)
         # q and k as unbind views of one product: backward stacks their gradients into one
         # buffer (slicing made it zero-fill and copy a buffer per slice)
         q, k = (s @ self.qk_weight()).unflatten(-1, (2, dk)).unbind(-2)  # (B, M, I, d_k)
@@ -218,7 +241,7 @@ class REGNNLayer(nn.Module):
         """:meth:`phi` for the no-grad inverse: the same operations, fewer temporaries
         (``w_qm`` is :meth:`qk_weight`, elementwise steps in place)."""
         e_r, e_p = operands
-        s = torch.sigmoid(x)
+        s = self.activation(x)
         qk = s @ w_qm
         logits = qk[..., :self.key_dim] @ qk[..., self.key_dim:].transpose(-1, -2)
         if safe_exp:
@@ -264,13 +287,14 @@ class REGNNMotor(nn.Module):
 
     def __init__(self, node_dim: int = 50, edge_channels: int = 8, layers: int = 2,
                  key_dim: int = 16, top_k: int = 6, nodes: int = 25,
-                 lipschitz: float = 0.9) -> None:
+                 lipschitz: float = 0.9, norm: bool = False) -> None:
         super().__init__()
         if layers < 1:
             raise ConfigError(f"the motor needs at least one layer, got {layers}")
         degree = min(nodes, top_k + 1)
         self.layers = nn.ModuleList(
-            REGNNLayer(node_dim, edge_channels, key_dim, degree, lipschitz) for _ in range(layers)
+            REGNNLayer(node_dim, edge_channels, key_dim, degree, lipschitz, nodes, norm)
+            for _ in range(layers)
         )
         self.lipschitz = lipschitz
 

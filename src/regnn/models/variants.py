@@ -4,7 +4,10 @@ A *variant* is a name plus the config overrides that turn the run config into th
 
 =================  ======================================================================
 ``regnn``          the full model (Table I "Ours", Table II "Audio+Video / With AFRDL /
-                   REGNN / With MEFL")
+                   REGNN / With MEFL"): regnn's default configuration
+``regnn-paper``    the method as the paper's text specifies it (``configs/paper.yaml``'s
+                   model and generate sections)
+``regnn-authors``  the method as the authors' published code does it (``authors.yaml``)
 ``face-only``      ``model.use_audio = false`` (Table II "Video")
 ``audio-only``     ``model.use_face = false`` (Table II "Audio")
 ``no-afrdl``       ``model.objective = "mse"`` (Table II "Without Graph": the same network
@@ -34,8 +37,38 @@ from regnn.schema import CLIP_FRAMES
 
 WHOLE_CLIP = {"window": CLIP_FRAMES, "stride": CLIP_FRAMES}
 
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``extra`` recursively (new dict; neither input is modified)."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def method_overrides(config_name: str) -> dict[str, Any]:
+    """The ``model`` and ``generate`` sections and ``train.clip_windows`` of a built-in config
+    (its method, without its sizes and schedule), as overrides: ``paper`` and ``authors`` as
+    bench systems."""
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("regnn.configs").joinpath(f"{config_name}.yaml").read_text("utf-8")
+    data = yaml.safe_load(text) or {}
+    out = {k: data[k] for k in ("model", "generate") if k in data}
+    if "clip_windows" in data.get("train", {}):
+        out["train"] = {"clip_windows": data["train"]["clip_windows"]}
+    return out
+
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "regnn": {"model": {"name": "regnn"}},
+    "regnn-paper": deep_merge({"model": {"name": "regnn"}}, method_overrides("paper")),
+    "regnn-authors": deep_merge({"model": {"name": "regnn"}},
+                                      method_overrides("authors")),
     "face-only": {"model": {"name": "regnn", "use_audio": False}},
     "audio-only": {"model": {"name": "regnn", "use_face": False}},
     "no-afrdl": {"model": {"name": "regnn", "objective": "mse"}},
@@ -48,6 +81,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 BASELINES = ("huang-s", "huang-c", "unet", "l2l")
+#: the REGNN configurations compared on the new metrics (README "Three configurations")
+CONFIGURATIONS = ("regnn", "regnn-paper", "regnn-authors")
 
 # Optimiser settings of the comparison systems, per budget. One epoch of a whole-clip system
 # is one pass over the training clips (2n mirrored items). ``appropriate: 1``: they learn from
@@ -66,17 +101,6 @@ BASELINE_TRAIN: dict[str, dict[str, dict[str, Any]]] = {
         "l2l": {"epochs": 40, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.0},
     },
 }
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``extra`` recursively (new dict; neither input is modified)."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def variant_overrides(name: str, budget: str = "paper") -> dict[str, Any]:

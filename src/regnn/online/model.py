@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from regnn.config import ModelConfig
+from regnn.config import NOISE_MODES, GenerateConfig, ModelConfig
 from regnn.errors import ConfigError
 from regnn.models.module import ReactionModule
 from regnn.models.motor import InverseInfo, prepare_edges
@@ -136,24 +136,30 @@ class OnlineREGNN(nn.Module):
         return x.transpose(-1, -2), info
 
     def losses(self, face: torch.Tensor | None, audio: torch.Tensor | None,
-               reactions: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+               reactions: torch.Tensor, valid: torch.Tensor,
+               groups: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """AFRDL losses on ``L``-frame windows: speaker frames ``[:D]``, listeners ``[H-1:]``."""
         D, lag = self.graph, self.lag
         return self.net.losses(None if face is None else face[:, :D],
                                None if audio is None else audio[:, :D],
-                               reactions[:, :, lag:], valid)
+                               reactions[:, :, lag:], valid, groups)
 
-    def stream(self, k: int = 1, seed: int = 0, sigma: float = 0.6, noise: str = "scaled",
-               generator: torch.Generator | None = None, smooth: bool = True,
-               postprocess: bool = True) -> REGNNStream:
-        return REGNNStream(self, k, seed, sigma, noise, generator, smooth, postprocess)
+    def stream(self, k: int = 1, seed: int = 0, sigma: float | None = None,
+               noise: str | None = None, generator: torch.Generator | None = None,
+               smooth: bool = True, postprocess: bool = True,
+               noise_scale: float | None = None) -> REGNNStream:
+        """A :class:`REGNNStream`; unset sampling settings take the defaults of
+        :class:`regnn.config.GenerateConfig`."""
+        return REGNNStream(self, k, seed, sigma, noise, generator, smooth, postprocess,
+                           noise_scale)
 
     @torch.no_grad()
     def generate(self, face: torch.Tensor | np.ndarray | None,
-                 audio: torch.Tensor | np.ndarray | None, k: int = 10, sigma: float = 0.6,
-                 noise: str = "scaled", generator: torch.Generator | None = None,
-                 seed: int = 0, smooth: bool = True, postprocess: bool = True
-                 ) -> tuple[np.ndarray, InverseInfo]:
+                 audio: torch.Tensor | np.ndarray | None, k: int = 10,
+                 sigma: float | None = None, noise: str | None = None,
+                 generator: torch.Generator | None = None, seed: int = 0,
+                 smooth: bool = True, postprocess: bool = True,
+                 noise_scale: float | None = None) -> tuple[np.ndarray, InverseInfo]:
         """Whole clips ``(N, T, F)`` -> ``(N, K, T, 25)`` through the streaming path.
 
         Items draw their noise one after the other from ``generator`` (or from ``seed``).
@@ -165,7 +171,7 @@ class OnlineREGNN(nn.Module):
         outs, info = [], InverseInfo()
         for i in range(ref.shape[0]):
             s = self.stream(k, sigma=sigma, noise=noise, generator=g, smooth=smooth,
-                            postprocess=postprocess)
+                            postprocess=postprocess, noise_scale=noise_scale)
             f = _np(face[i]) if face is not None else np.zeros((ref.shape[1], s.face_dim),
                                                                 np.float32)
             a = _np(audio[i]) if (audio is not None and s.uses_audio) else None
@@ -190,7 +196,7 @@ class REGNNStream(ChunkedStream):
     def __init__(self, model: OnlineREGNN | OnlineREGNNModule | str | Path, k: int = 1,
                  seed: int = 0, sigma: float | None = None, noise: str | None = None,
                  generator: torch.Generator | None = None, smooth: bool = True,
-                 postprocess: bool = True) -> None:
+                 postprocess: bool = True, noise_scale: float | None = None) -> None:
         if isinstance(model, str | Path):
             from regnn.train import load_module
 
@@ -199,25 +205,36 @@ class REGNNStream(ChunkedStream):
             gen_cfg = model.config.generate
             sigma = gen_cfg.sigma if sigma is None else sigma
             noise = gen_cfg.noise if noise is None else noise
+            noise_scale = gen_cfg.noise_scale if noise_scale is None else noise_scale
             model = model.online
+        defaults = GenerateConfig()  # a bare model: the default sampling settings
+        noise_scale = defaults.noise_scale if noise_scale is None else noise_scale
         if not isinstance(model, OnlineREGNN):
             raise ConfigError(f"a REGNN stream needs an online model (regnn train --online), "
                               f"got {type(model).__name__}")
-        sigma = 0.6 if sigma is None else sigma
-        noise = "scaled" if noise is None else noise
+        sigma = defaults.sigma if sigma is None else sigma
+        noise = defaults.noise if noise is None else noise
         cfg = model.net.cfg
         super().__init__(k, model.graph, model.hop, cfg.face_dim,
                          cfg.audio_dim if cfg.use_audio else 0)
-        if noise not in ("scaled", "gaussian"):
-            raise ConfigError(f"unknown noise mode {noise!r}; expected 'scaled' or 'gaussian'")
+        if noise not in NOISE_MODES:
+            raise ConfigError(f"unknown noise mode {noise!r}; expected one of {NOISE_MODES}")
         if sigma < 0:
             raise ConfigError(f"sigma must be >= 0, got {sigma}")
         self.model, self.sigma, self.noise = model, float(sigma), noise
+        self.noise_scale = float(noise_scale)
         self.use_face = cfg.use_face
         self.smooth, self.postprocess = smooth, postprocess
         self.generator = generator if generator is not None else \
             torch.Generator().manual_seed(int(seed))
         self.inverse_info = InverseInfo()
+        # reaction j's place in the mixture (stratified, as offline): at the first chunk it
+        # takes the component whose cumulative weight interval holds u_j, and keeps it (the
+        # training makes a component follow one kind of reaction through time)
+        self._u = (torch.arange(k, dtype=torch.float64) + torch.rand(
+            k, generator=self.generator, dtype=torch.float64)) / k
+        self._pick: torch.Tensor | None = None
+        self._ar: torch.Tensor | None = None  # (K, I) last value of the AR(1) "residual" noise
         self._eps: torch.Tensor | None = None  # (K, I, D) noise of the current window frames
         self._last: np.ndarray | None = None  # (K, 25) last emitted frame, before clipping
         H = self.hop
@@ -228,6 +245,18 @@ class REGNNStream(ChunkedStream):
 
     def _new_noise(self, frames: int) -> torch.Tensor:
         eps = torch.randn((self.k, NUM_ATTRIBUTES, frames), generator=self.generator)
+        if self.noise == "residual":  # the AR(1) of regnn.models.regnn.ar1_noise, continued
+            std, rho = self.model.net.residual_noise()
+            rho = rho[None].double()
+            gain = (1.0 - rho * rho).clamp_min(0).sqrt()
+            out = torch.empty_like(eps, dtype=torch.float64)
+            prev = eps[:, :, 0].double() if self._ar is None else self._ar
+            for t in range(frames):
+                prev = eps[:, :, t].double() if (self._ar is None and t == 0) else \
+                    rho * prev + gain * eps[:, :, t].double()
+                out[:, :, t] = prev
+            self._ar = prev
+            return (out * (std * self.noise_scale)[None, :, None].double()).float()
         if self.noise == "gaussian":
             return eps * self.sigma
         limit = self.sigma**0.5  # the model's "scaled" noise, bounded per chunk
@@ -248,8 +277,11 @@ class REGNNStream(ChunkedStream):
         D, H = self.context, self.hop
         f = torch.from_numpy(np.ascontiguousarray(face))[None] if self.use_face else None
         a = torch.from_numpy(np.ascontiguousarray(audio))[None] if audio is not None else None
-        zp, edges, adjacency = net.distribution(f, a)  # (1, I, D)
-        latents = zp[:, None] + self._advance_noise()[None]  # (1, K, I, D)
+        modes, logits, edges, adjacency = net.mixture(f, a)  # (1, Q, I, D)
+        if self._pick is None:  # each reaction keeps the component it draws at the start
+            cdf = torch.softmax(logits[0].double(), -1).cumsum(-1)
+            self._pick = (cdf[None] <= self._u[:, None]).sum(-1).clamp_(max=modes.shape[1] - 1)
+        latents = modes[:, self._pick] + self._advance_noise()[None]  # (1, K, I, D)
         x, info = self.model.decode(latents, edges, adjacency)  # (1, K, D, 25)
         self.inverse_info = self.inverse_info.merge(info)
         w = x[0].numpy()
@@ -270,7 +302,7 @@ class OnlineREGNNModule(ReactionModule):
 
     def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.online.losses(batch.get("face"), batch.get("audio"), batch["reactions"],
-                                  batch["valid"])
+                                  batch["valid"], batch.get("group"))
 
     def stream(self, k: int = 1, seed: int = 0, sigma: float | None = None,
                generator: torch.Generator | None = None, smooth: bool = True
@@ -278,12 +310,13 @@ class OnlineREGNNModule(ReactionModule):
         """A new :class:`REGNNStream` with the run's noise mode and σ (unless given)."""
         g = self.config.generate
         return self.online.stream(k, seed, g.sigma if sigma is None else sigma, g.noise,
-                                  generator, smooth)
+                                  generator, smooth, noise_scale=g.noise_scale)
 
     def generate_clips(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int,
                        sigma: float, generator: torch.Generator | None = None
                        ) -> tuple[torch.Tensor, InverseInfo]:
-        pred, info = self.online.generate(face, audio, k, sigma, self.config.generate.noise,
-                                          generator)
+        g = self.config.generate
+        pred, info = self.online.generate(face, audio, k, sigma, g.noise, generator,
+                                          noise_scale=g.noise_scale)
         self.inverse_info = self.inverse_info.merge(info)
         return torch.from_numpy(pred), info
