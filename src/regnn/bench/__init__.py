@@ -3,14 +3,16 @@
 :func:`run_bench` trains every system of :data:`SYSTEMS` (the Table I comparison systems,
 REGNN and its Table II ablations, see :mod:`regnn.models.variants`) with the same data,
 budget and seeds, generates K reactions per test speaker, scores them with every metric
-(:mod:`regnn.bench.scoring`), adds the REACT trivial references (:mod:`regnn.baselines`:
-GT, Random, Mime, MeanSeq, MeanFr), and writes into ``OUT``::
+(:mod:`regnn.bench.scoring`), adds the references (:mod:`regnn.baselines`: the REACT
+trivial ones GT, Random, Mime, MeanSeq, MeanFr, and regnn's retrieval reference NN), and
+writes into ``OUT``::
 
     runs/<system>/seed<s>/train/       the training run (regnn train layout)
     runs/<system>/seed<s>/pred/        the predictions (regnn generate layout)
     runs/<system>/seed<s>/scores.json  every metric + timings; its presence = job finished
     results.csv                        one row per (system, seed): every metric, timings
     table1.md  table2.md               the paper's layout, mean ± std over seeds, paper values
+    multiple.md                        FRCorr/FRDist beside Jitter, FRDivRatio, FRCov
     claims.md                          the paper's central claims checked on these numbers
     fig_<family>.png                   a bar chart per metric family (mean, std error bars)
     bench.json                         settings, versions, load average, total wall time

@@ -18,6 +18,7 @@ from regnn.utils.io import write_json
 SYSTEMS: tuple[str, ...] = (
     "regnn", "huang-s", "huang-c", "unet", "l2l",
     "face-only", "audio-only", "no-afrdl", "iresnet-motor", "no-mefl",
+    "regnn-paper", "regnn-authors",
 )
 
 # Training of the REGNN family under the demo budget (on top of the ``demo`` config).
@@ -28,7 +29,7 @@ DEMO_REGNN_TRAIN: dict[str, Any] = {"epochs": 6, "milestones": [5], "val_items":
 BUDGETS: dict[str, dict[str, Any]] = {
     "demo": {"config": "demo", "regnn": {"train": DEMO_REGNN_TRAIN},
              "baselines": {"train": {"val_items": 0}}},
-    "full": {"config": "paper", "regnn": {}, "baselines": {}},
+    "full": {"config": "regnn", "regnn": {}, "baselines": {}},
 }
 
 
@@ -118,8 +119,7 @@ def run_system(system: str, seed: int, data_root: Path, out: Path, data: _SplitD
     t0 = time.perf_counter()
     if not (pred_dir / "generation.json").is_file():
         generate_predictions(run_dir, data_root, data.ds.split, pred_dir, samples=k,
-                             sigma=config.generate.sigma, seed=seed, checkpoint="best",
-                             progress=progress)
+                             seed=seed, checkpoint="best", progress=progress)
     t_gen = time.perf_counter() - t0
     scores, t_score = _score_job(data, data.load_predictions(pred_dir, k))
     record = {"system": system, "seed": seed, "budget": budget, **scores,
@@ -129,16 +129,17 @@ def run_system(system: str, seed: int, data_root: Path, out: Path, data: _SplitD
     return record
 
 
-# The REACT challenge's trivial references (regnn.baselines), under their table names.
+# The references of regnn.baselines under their table names: the REACT challenge's trivial
+# ones and the retrieval reference NN (regnn's).
 REFERENCES: dict[str, str] = {"GT": "gt", "Random": "random", "Mime": "mime",
-                              "MeanSeq": "meanseq", "MeanFr": "meanfr"}
+                              "MeanSeq": "meanseq", "MeanFr": "meanfr", "NN": "nn"}
 
 
 def reference_predictions(name: str, data: _SplitData, k: int, seed: int) -> np.ndarray:
-    """``(N, k, T, 25)`` predictions of a trivial reference from :mod:`regnn.baselines`."""
-    from regnn.baselines import trivial_predictions
+    """``(N, k, T, 25)`` predictions of a reference from :mod:`regnn.baselines`."""
+    from regnn.baselines import reference_predictions as predictions
 
-    return trivial_predictions(REFERENCES[name], data.ds, data.train_split(), k, seed)
+    return predictions(REFERENCES[name], data.ds, data.train_split(), k, seed)
 
 
 def run_reference(name: str, seed: int, out: Path, data: _SplitData, k: int) -> dict[str, Any]:

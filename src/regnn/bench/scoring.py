@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 
 METRICS = ("FRDist", "FRCorr", "PCC", "FRRea", "FRVar", "FRDvs", "FRDiv", "Synchrony")
+#: this project's additions (regnn.metrics.coverage): not in the paper's tables
+EXTRA = ("Jitter", "FRDivRatio", "FRCov")
 LOWER_IS_BETTER = {"FRDist", "FRRea", "Synchrony"}
+CLOSEST_TO_ONE = {"Jitter", "FRDivRatio"}
 FAMILIES = {
     "appropriateness": ("FRDist", "FRCorr", "PCC"),
     "diversity": ("FRVar", "FRDvs", "FRDiv"),
@@ -35,6 +38,6 @@ def _canonical(out: dict[str, Any]) -> dict[str, Any]:
     aliases = {"FRC": "FRCorr", "FRD": "FRDist", "S-MSE": "FRDiv", "TLCC": "Synchrony",
                "FRSyn": "Synchrony"}
     res: dict[str, Any] = {aliases.get(k, k): v for k, v in out.items()}
-    for m in METRICS:
+    for m in (*METRICS, *EXTRA):
         res.setdefault(m, float("nan"))
     return res

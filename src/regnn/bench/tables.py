@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from regnn.bench.scoring import FAMILIES, LOWER_IS_BETTER, METRICS
+from regnn.bench.scoring import CLOSEST_TO_ONE, EXTRA, FAMILIES, LOWER_IS_BETTER, METRICS
 from regnn.utils.io import atomic_path, write_text
 
 TABLE1_ROWS: tuple[tuple[str, str], ...] = (
@@ -21,8 +21,16 @@ TABLE1_ROWS: tuple[tuple[str, str], ...] = (
 )
 REFERENCE_ROWS: tuple[tuple[str, str], ...] = (
     ("GT", "GT (real reaction)"), ("Random", "Random"), ("Mime", "Mime"),
-    ("MeanSeq", "MeanSeq"), ("MeanFr", "MeanFr"),
+    ("MeanSeq", "MeanSeq"), ("MeanFr", "MeanFr"), ("NN", "NN (retrieval, regnn's)"),
 )
+# the multiple-reactions table: the three REGNN configurations, then the other systems
+MULTI_ROWS: tuple[tuple[str, str], ...] = (
+    ("regnn", "REGNN, regnn's default"), ("regnn-paper", "REGNN as the paper's text"),
+    ("regnn-authors", "REGNN as the authors' code"),
+    ("huang-s", "Huang et al. (S) cGAN"), ("huang-c", "Huang et al. (C) cGAN"),
+    ("unet", "UNet"), ("l2l", "Ng et al. (VQ-VAE)"),
+)
+MULTI_METRICS = ("FRCorr", "FRDist", "FRDiv", "Synchrony", *EXTRA)
 TABLE2_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Modalities", (("face-only", "Video"), ("audio-only", "Audio"),
                     ("regnn", "Audio+Video"))),
@@ -48,19 +56,20 @@ PAPER_TABLE2: dict[str, tuple[float, ...]] = {
     "regnn": PAPER_TABLE1["regnn"],
 }
 DIGITS = {"FRDist": 2, "FRCorr": 3, "PCC": 3, "FRRea": 2, "FRVar": 3, "FRDvs": 3, "FRDiv": 3,
-          "Synchrony": 2}
-ARROW = {m: "↓" if m in LOWER_IS_BETTER else "↑" for m in METRICS}
+          "Synchrony": 2, "Jitter": 2, "FRDivRatio": 2, "FRCov": 2}
+ARROW = {m: "→1" if m in CLOSEST_TO_ONE else "↓" if m in LOWER_IS_BETTER else "↑"
+         for m in (*METRICS, *EXTRA)}
 
 
 def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    cols = ["system", "seed", *METRICS, "train_s", "generate_s", "score_s", "engine"]
+    cols = ["system", "seed", *METRICS, *EXTRA, "train_s", "generate_s", "score_s", "engine"]
     df = pd.DataFrame([{c: r.get(c, np.nan) for c in cols} for r in records], columns=cols)
     return df.sort_values(["system", "seed"], kind="stable").reset_index(drop=True)
 
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Mean, std (ddof 1; 0 for one seed) and number of seeds per system and metric."""
-    g = df.groupby("system")[list(METRICS)]
+    g = df.groupby("system")[[*METRICS, *EXTRA]]
     mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
     out = pd.concat({"mean": mean, "std": std}, axis=1)
     out["n"] = g.size()
@@ -74,12 +83,13 @@ def fmt(mean: float, std: float, n: int, metric: str) -> str:
     return f"{mean:.{d}f}" if n <= 1 else f"{mean:.{d}f} ± {std:.{d}f}"
 
 
-def _row(summary: pd.DataFrame, system: str) -> list[str]:
+def _row(summary: pd.DataFrame, system: str,
+         metrics: tuple[str, ...] = METRICS) -> list[str]:
     if system not in summary.index:
-        return ["not run"] * len(METRICS)
+        return ["not run"] * len(metrics)
     n = int(summary.loc[system, ("n", "")])
     return [fmt(float(summary.loc[system, ("mean", m)]), float(summary.loc[system, ("std", m)]),
-                n, m) for m in METRICS]
+                n, m) for m in metrics]
 
 
 def _paper_row(values: tuple[float, ...]) -> list[str]:
@@ -119,6 +129,19 @@ def table2_markdown(summary: pd.DataFrame, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def multi_markdown(summary: pd.DataFrame, header: str) -> str:
+    """The multiple-reactions table: appropriateness beside regnn's Jitter, FRDivRatio and
+    FRCov (closest to 1 is best for the first two), for every system and reference run."""
+    m = MULTI_METRICS
+    head = "| system | " + " | ".join(f"{x} {ARROW[x]}" for x in m) + " |"
+    lines = [header, "", head, "|---|" + "---|" * len(m)]
+    rows = [r for r in MULTI_ROWS if r[0] in summary.index]
+    rows += [r for r in REFERENCE_ROWS if r[0] in summary.index]
+    for key, label in rows:
+        lines.append(f"| {label} | " + " | ".join(_row(summary, key, m)) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def claims(summary: pd.DataFrame) -> list[dict[str, Any]]:
     """The paper's claims that these numbers can check, each with its verdict."""
     out: list[dict[str, Any]] = []
@@ -142,6 +165,9 @@ def claims(summary: pd.DataFrame) -> list[dict[str, Any]]:
         check("AFRDL beats the same network trained with MSE", "regnn", "no-afrdl", metric)
         for key, label in TABLE1_ROWS[:-1]:
             check(f"REGNN beats {label}", "regnn", key, metric)
+    for metric in ("FRCorr", "FRDist"):
+        for ref in ("Mime", "NN"):
+            check(f"REGNN beats the {ref} reference", "regnn", ref, metric)
     for metric in ("FRCorr", "FRDist"):
         check("audio + video beats video only", "regnn", "face-only", metric)
         check("audio + video beats audio only", "regnn", "audio-only", metric)
@@ -209,6 +235,9 @@ def write_outputs(records: list[dict[str, Any]], out: Path, info: dict[str, Any]
     write_text(out / "table1.md", table1_markdown(summary, "## Table I: comparison systems\n\n"
                                                   + header))
     write_text(out / "table2.md", table2_markdown(summary, "## Table II: ablations\n\n" + header))
+    write_text(out / "multiple.md", multi_markdown(
+        summary, "## Multiple appropriate reactions (Jitter, FRDivRatio, FRCov: regnn's "
+        "metrics, not REACT's)\n\n" + header))
     items = claims(summary)
     write_text(out / "claims.md", claims_markdown(items, "## The paper's claims on this run\n\n"
                                                   + header))

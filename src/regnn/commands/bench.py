@@ -12,14 +12,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = subcommand(
         sub, "bench", "train, generate and score every system of the paper's Tables I and II",
-        "Train every comparison system (huang-s, huang-c, unet, l2l), REGNN and its ablations "
-        "(face-only, audio-only, no-afrdl, iresnet-motor, no-mefl) with the same data, budget "
-        "and seeds; generate K reactions per test speaker; score every metric; add the REACT "
-        "references (GT, Random, Mime, MeanSeq, MeanFr). Writes OUT/table1.md, OUT/table2.md "
-        "(the paper's layout, mean ± std over seeds, next to the published numbers), "
-        "OUT/claims.md, OUT/results.csv and OUT/fig_<family>.png. Re-running skips finished "
-        "(system, seed) jobs. The demo budget finishes in < 45 min on 2 CPU cores for the "
-        "default synthetic dataset with --seeds 3.",
+        "Train every comparison system (huang-s, huang-c, unet, l2l), REGNN, its ablations "
+        "(face-only, audio-only, no-afrdl, iresnet-motor, no-mefl) and the paper's and the "
+        "authors' versions of the method (regnn-paper, regnn-authors) with the same data, "
+        "budget and seeds; generate K reactions per test speaker; score every metric; add the "
+        "references (GT, Random, Mime, MeanSeq, MeanFr, and regnn's retrieval reference NN). "
+        "Writes OUT/table1.md, OUT/table2.md (the paper's layout, mean ± std over seeds, next "
+        "to the published numbers), OUT/multiple.md (appropriateness beside Jitter, "
+        "FRDivRatio and FRCov), OUT/claims.md, OUT/results.csv and OUT/fig_<family>.png. "
+        "Re-running skips finished (system, seed) jobs.",
     )
     p.add_argument("--data", required=True, help="dataset root (REACT layout)")
     p.add_argument("--out", required=True, help="bench folder (created; re-use it to resume)")
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["val", "test"],
                    help="split the reactions are generated for and scored on")
     p.add_argument("--no-references", action="store_true",
-                   help="leave out the GT/Random/Mime/MeanSeq/MeanFr rows")
+                   help="leave out the GT/Random/Mime/MeanSeq/MeanFr/NN rows")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads per training (0 = torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                         k=args.samples, split=args.split, threads=args.threads,
                         progress=not args.no_progress)
     out = Path(args.out)
-    for name in ("table1.md", "table2.md", "claims.md"):
+    for name in ("table1.md", "table2.md", "multiple.md", "claims.md"):
         print()
         print((out / name).read_text("utf-8"), end="")
     print(f"\nbench finished in {summary['wall_s_this_call']:.1f} s (this call; load average "
