@@ -91,7 +91,14 @@ def test_bench_configs_share_data_and_budget_within_a_family() -> None:
         c = runner.bench_config(name, "demo")
         assert c.train == regnn.train  # the ablations train exactly like REGNN
         assert c.model.width == regnn.model.width
-    assert regnn.train.epochs == runner.DEMO_REGNN_TRAIN["epochs"]
+    # the demo budget trains REGNN as make demo does (the demo config), without validation
+    from regnn.config import load_config
+
+    demo = load_config("demo").train
+    assert (regnn.train.epochs, regnn.train.lr, regnn.train.val_items) == (demo.epochs, demo.lr, 0)
+    for name in ("regnn-paper", "regnn-authors"):  # the other two configurations: same budget
+        c = runner.bench_config(name, "demo")
+        assert (c.train.epochs, c.train.lr, c.train.clip_windows) == (demo.epochs, demo.lr, 1)
     assert runner.bench_config("regnn", "full").train.epochs == 100
     assert runner.bench_config("unet", "demo", threads=1).train.threads == 1
 

@@ -114,9 +114,9 @@ def print_table(rows: dict[str, dict]) -> None:
     keys = ["FRCorr", "FRDist", "PCC", "FRDiv", "FRVar", "FRDvs", "TLCC", "FRRea",
             "Jitter", "FRDivRatio", "FRCov"]
     arrows = {True: "^", False: "v", None: "~"}
-    print("  " + f"{'system':<9}" + "".join(f"{k + arrows[HIGHER_IS_BETTER[k]]:>11}"
+    print("  " + f"{'system':<9}" + "".join(f"{k + arrows[HIGHER_IS_BETTER[k]]:>12}"
                                             for k in keys))
     for name, s in rows.items():
-        print("  " + f"{name:<9}" + "".join(f"{s.get(k, float('nan')):>11.3f}" for k in keys))
+        print("  " + f"{name:<9}" + "".join(f"{s.get(k, float('nan')):>12.3f}" for k in keys))
     print("  (^ higher is better, v lower, ~ closest to 1; Jitter, FRDivRatio and FRCov are "
           "regnn's additions, not REACT metrics)")
