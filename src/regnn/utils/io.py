@@ -1,6 +1,8 @@
 """Atomic output: write to a temporary file in the target folder, then rename over the target.
 
-A killed process therefore never leaves a half-written file under the final name.
+A killed process therefore never leaves a half-written file under the final name. The
+published file gets the permissions the user's umask gives a new file (``mkstemp`` alone would
+leave every output readable by its owner only).
 """
 
 from __future__ import annotations
@@ -14,6 +16,20 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -33,6 +49,8 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # the mode an ordinary new file would have (mkstemp: 0600)
+            os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
