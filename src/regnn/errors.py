@@ -36,3 +36,10 @@ class DataError(RegnnError):
 
 class ConfigError(RegnnError):
     """A configuration value or command-line option is invalid."""
+
+
+class CheckpointError(DataError):
+    """A checkpoint file cannot be used: unreadable, not regnn's, or for another model."""
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        super().__init__(message, path=path, kind="bad-checkpoint")

@@ -39,8 +39,14 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 
 from regnn import mkl
-from regnn.config import RunConfig, config_from_dict
+from regnn.config import RunConfig
 from regnn.errors import ConfigError, DataError
+from regnn.models.runs import (  # noqa: F401  (load_module, load_run_config: public here too)
+    checkpoint_config,
+    load_module,
+    load_run_config,
+    read_checkpoint,
+)
 from regnn.utils.io import atomic_path, write_json, write_text
 
 
@@ -68,16 +74,6 @@ def run_config_dict(config: RunConfig, data_root: str | Path, seed: int) -> dict
     d = config.to_dict()
     d["data"] = {"root": str(Path(data_root).resolve()), "seed": seed}
     return d
-
-
-def load_run_config(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
-    """The RunConfig saved in ``RUN/config.yaml`` and the extra (data) section."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a training run: {path} is missing")
-    raw = yaml.safe_load(path.read_text("utf-8")) or {}
-    extra = {"data": raw.pop("data", {})}
-    return config_from_dict(raw), extra
 
 
 def _datasets(config: RunConfig, data_root: Path, seed: int) -> tuple[Any, Any, Any]:
@@ -136,6 +132,8 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
     if not resume and last.is_file():
         raise ConfigError(f"{out} already holds a training run; use --resume to continue it or "
                           "choose another --out")
+    if resume:  # before anything is written: the checkpoint must be readable and fit
+        check_resume(config, last)
     if t.threads > 0:
         torch.set_num_threads(t.threads)
         # DDP processes would otherwise take cpu_count / processes threads each (Lightning)
@@ -184,9 +182,10 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
 
-    g = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(train_ds, batch_size=per_process // per_sample, shuffle=True,
-                              generator=g,
+    # the order of an epoch depends on (seed, epoch) only, so a resumed run sees the same
+    # batches as an uninterrupted one (Lightning calls set_epoch on the sampler)
+    train_loader = DataLoader(train_ds, batch_size=per_process // per_sample,
+                              sampler=EpochShuffle(len(train_ds), seed),
                               num_workers=t.num_workers, collate_fn=collate_prebatched,
                               persistent_workers=t.num_workers > 0)
     val_loader = None
@@ -196,7 +195,8 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
         val_loader = DataLoader(items, batch_size=max(1, len(items)), shuffle=False,
                                 num_workers=0)
     t0 = time.perf_counter()
-    trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if resume else None,
+                weights_only=True)
     wall = time.perf_counter() - t0
     if not trainer.is_global_zero:  # under DDP only rank 0 writes the run's summary
         return {}
@@ -225,6 +225,53 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
         summary["motor_check"] = motor_roundtrip_check(model, train_ds)
     write_json(out / "train.json", summary)
     return summary
+
+
+#: train settings a resumed run may change (longer training, other resources, validation)
+RESUME_MAY_CHANGE = frozenset({"epochs", "threads", "num_workers", "accelerator", "devices",
+                               "strategy", "val_items", "val_samples", "val_every",
+                               "deterministic", "precision"})
+
+
+def check_resume(config: RunConfig, last: Path) -> None:
+    """Refuse to resume from ``last`` when it cannot be read or was trained with another
+    model or training setup than ``config`` (naming what differs); writes nothing."""
+    from regnn.errors import CheckpointError
+
+    ck = read_checkpoint(last)
+    saved = checkpoint_config(ck, last).to_dict()
+    wanted = config.to_dict()
+    diffs = []
+    for section in ("model", "train"):
+        for key, value in wanted[section].items():
+            if section == "train" and key in RESUME_MAY_CHANGE:
+                continue
+            if saved[section].get(key) != value:
+                diffs.append(f"{section}.{key}: checkpoint {saved[section].get(key)!r}, "
+                             f"requested {value!r}")
+    if diffs:
+        raise CheckpointError(
+            "was trained with another setup, so --resume would mix two runs; "
+            + "; ".join(diffs[:8]) + ("; ..." if len(diffs) > 8 else "")
+            + ". Resume with the run's own config (RUN/config.yaml) or train into a new "
+            "--out", last)
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """A random order of ``n`` samples that depends on ``(seed, epoch)`` only."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Any:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
 
 
 def per_process_batch(batch_size: int, processes: int) -> int:
@@ -285,20 +332,3 @@ def motor_roundtrip_check(module: Any, train_ds: Any, n: int = 64) -> dict[str, 
         "max_iterations": max(info_a.max_iterations, info_b.max_iterations),
         "converged": info_a.converged and info_b.converged,
     }
-
-
-def load_module(run_dir: str | Path, checkpoint: str = "best", map_location: str = "cpu") -> Any:
-    """Load the trained LightningModule of a run (``best`` or ``last`` checkpoint)."""
-    from regnn.models.registry import model_class
-
-    run = Path(run_dir)
-    config, _ = load_run_config(run)
-    path = run / "checkpoints" / f"{checkpoint}.ckpt"
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {path} not found (train first, or pick best/last)")
-    cls = model_class(config.model.name)
-    module = cls.load_from_checkpoint(str(path), map_location=map_location)
-    module.eval()
-    return module
-
-
