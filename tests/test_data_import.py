@@ -272,3 +272,70 @@ def test_duplicate_clip_and_partial_split_column(synthetic_root: Path, tmp_path:
     desc.write_text("\n".join(lines) + "\n")
     assert main(["data", "import", str(desc), "--out", str(tmp_path / "o")]) == 2
     assert "line 3: column split is empty" in capsys.readouterr().err
+
+
+def _failing_after(n: int):
+    """A stand-in for the audio copy that fills the disk after n files."""
+    import errno
+
+    from regnn.data import importer
+
+    real = importer.place_file
+    calls = {"n": 0}
+
+    def place(src, dst, how):
+        calls["n"] += 1
+        if calls["n"] > n:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst, how)
+
+    return place
+
+
+def test_a_failed_forced_import_leaves_the_old_dataset(synthetic_root: Path, tmp_path: Path,
+                                                       monkeypatch, capsys):
+    from regnn.data import importer
+
+    _react_description(synthetic_root, tmp_path / "user")
+    desc = str(tmp_path / "user" / "clips.csv")
+    out = tmp_path / "imported"
+    assert main(["data", "import", desc, "--out", str(out)]) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setattr(importer, "place_file", _failing_after(3))  # the disk fills up
+    assert main(["data", "import", desc, "--out", str(out), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the import: No space left on device (nothing was changed)" in err
+    assert "Traceback" not in err
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # the old import, its import.json included, untouched
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".imported")] == []
+    assert main(["data", "check", str(out)]) == 0
+
+
+def test_a_failed_fresh_import_is_a_clear_error_and_leaves_nothing(
+        synthetic_root: Path, tmp_path: Path, monkeypatch, capsys):
+    from regnn.data import importer
+
+    _react_description(synthetic_root, tmp_path / "user")
+    monkeypatch.setattr(importer, "place_file", _failing_after(0))
+    out = tmp_path / "fresh"
+    assert main(["data", "import", str(tmp_path / "user" / "clips.csv"), "--out",
+                 str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_data_check_reports_files_the_split_csvs_do_not_list(dataset_copy: Path, capsys):
+    from regnn.data import layout
+
+    csv = dataset_copy / "test.csv"
+    lines = csv.read_text().splitlines()
+    dropped = lines.pop()  # the last row's persons are now unlisted
+    csv.write_text("\n".join(lines) + "\n")
+    speaker = dropped.split(",")[1]
+    assert main(["data", "check", str(dataset_copy)]) != 0
+    out = capsys.readouterr().out
+    assert "unlisted-file" in out and f"{speaker}.csv" in out and f"{speaker}.wav" in out
+    assert "not listed in test.csv" in out
+    assert layout.EMOTION_DIR in out

@@ -39,29 +39,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_seed(p)
     p.add_argument("--no-neighbours", action="store_true",
                    help="do not build the appropriateness matrices")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--force", action="store_true",
+                   help="replace a non-empty OUT (only once the new import is complete)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from regnn.commands.data_split import write_matrices
     from regnn.data.importer import finish, import_dataset, load_mapping
-    from regnn.errors import ConfigError
+    from regnn.errors import ConfigError, DataError
+    from regnn.utils.io import staged_folder
 
     if args.fps is not None and not args.fps > 0:
         raise ConfigError(f"--fps must be positive, got {args.fps}")
-    summary = import_dataset(args.description, args.out, args.format,
-                             load_mapping(args.mapping), args.au_source, args.fps,
-                             args.fractions, args.seed, args.force,
-                             progress=sys.stderr.isatty())
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise ConfigError(f"{out} is not empty; pass --force to replace it (the old content "
+                          "stays until the new import is complete)")
+    mapping = load_mapping(args.mapping)
+    try:  # built beside OUT and moved into place when complete: a failure changes nothing
+        with staged_folder(out, replace=args.force) as build:
+            summary = import_dataset(args.description, build, args.format, mapping,
+                                     args.au_source, args.fps, args.fractions, args.seed,
+                                     progress=sys.stderr.isatty())
+            summary["root"] = str(out)
+            if not args.no_neighbours:
+                write_matrices(build, force=True)
+            finish(build, summary)
+    except OSError as exc:
+        raise DataError(f"cannot write the import: {exc.strerror or exc} (nothing was "
+                        "changed)", path=getattr(exc, "filename", None) or out,
+                        kind="write-failed") from None
     print(f"imported {summary['persons']} person clips into {args.out} "
           f"(splits from {summary['split_from']}):")
     for split, s in summary["splits"].items():
         print(f"  {split:<6} {s['rows']:>5} rows  {s['items']:>5} items")
     for w in summary["warnings"]:
         print(f"regnn data import: warning: {w}", file=sys.stderr)
-    if not args.no_neighbours:
-        write_matrices(Path(args.out), force=True)
-    finish(args.out, summary)
     print(f"check it with: regnn data check {args.out}")
     return 0

@@ -33,6 +33,7 @@ def check_dataset(root: str | Path, splits: tuple[str, ...] = layout.SPLITS,
             continue
         persons = list(dict.fromkeys(speakers + listeners))
         split_problems = list(_check_persons(root, split, persons, audio, video, progress))
+        split_problems += _unlisted_files(root, split, persons)
         problems += split_problems
         problems += _check_matrix(root, split, speakers)
         summary["splits"][split] = {"rows": len(speakers), "items": 2 * len(speakers),
@@ -80,6 +81,26 @@ def _check_persons(root: Path, split: str, persons: list[str], audio: bool, vide
                     root, split, layout.THREEDMM_DIR, person, ".npy"), "3DMM .npy not found")
             else:
                 yield from _check_3dmm(npy)
+
+
+def _unlisted_files(root: Path, split: str, persons: list[str]) -> list[Problem]:
+    """Attribute CSVs and WAVs under ``<split>/`` that no row of ``<split>.csv`` lists: left
+    over from an earlier or interrupted import, or a split CSV missing rows."""
+    problems = []
+    for modality, suffix in ((layout.EMOTION_DIR, ".csv"), (layout.AUDIO_DIR, ".wav")):
+        base = root / split / modality
+        if not base.is_dir():
+            continue
+        listed = {p.resolve() for person in persons
+                  if (p := layout.resolve(root, split, modality, person, suffix)) is not None}
+        for path in sorted(base.rglob(f"*{suffix}")):
+            if path.name.startswith("."):
+                continue
+            if path.resolve() not in listed:
+                problems.append(Problem("unlisted-file", path,
+                                        f"not listed in {split}.csv (left over from another "
+                                        "import, or a row is missing from the split CSV)"))
+    return problems
 
 
 def _check_audio(root: Path, split: str, person: str) -> Iterator[Problem]:

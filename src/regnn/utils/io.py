@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,3 +90,30 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@contextmanager
+def staged_folder(target: str | Path, replace: bool = False) -> Iterator[Path]:
+    """Build a folder beside ``target`` and move it into place only when the ``with`` block
+    succeeds: a failure (an exception, a full disk) removes the partial build and leaves
+    ``target`` as it was. With ``replace``, an existing ``target`` is swapped out and deleted
+    after the new folder is in place; without it, ``target`` must not exist or be empty."""
+    target = Path(target)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and any(target.iterdir()) and not replace:
+        raise FileExistsError(f"{target} is not empty")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp made it 0700
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
+            os.rename(target, old / "previous")
+        os.rename(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
