@@ -2,33 +2,38 @@
 
 Each command lives in its own module under :mod:`regnn.commands` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking the
-parsed ``argparse.Namespace`` and returning an exit status). Adding a command means adding a
-module and one line to :data:`COMMAND_MODULES`.
+parsed ``argparse.Namespace`` and returning an exit status). The modules import their heavy
+dependencies inside ``run``, so importing them all here costs little. Adding a command means
+adding a module and one entry to :data:`COMMANDS`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from regnn import __version__
+from regnn.commands import (
+    baseline,
+    bench,
+    data,
+    demo,
+    evaluate,
+    generate,
+    render,
+    report,
+    serve,
+    synth,
+    train,
+)
 from regnn.errors import RegnnError
 from regnn.mkl import apply_vendor_fix
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "regnn.commands.synth",
-    "regnn.commands.data",
-    "regnn.commands.demo",
-    "regnn.commands.render",
-    "regnn.commands.report",
-    "regnn.commands.train",
-    "regnn.commands.generate",
-    "regnn.commands.bench",
-    "regnn.commands.baseline",
-    "regnn.commands.evaluate",
-    "regnn.commands.serve",
+#: the command modules, in the order ``regnn --help`` lists them
+COMMANDS: tuple[ModuleType, ...] = (
+    synth, data, demo, render, report, train, generate, bench, baseline, evaluate, serve,
 )
 
 
@@ -43,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"regnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in COMMANDS:
+        module.register(sub)
     return parser
 
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections import Counter
+from types import ModuleType
 
+from regnn.commands import data_import, data_neighbours, data_split
 from regnn.commands._common import subcommand
 
 #: modules adding ``regnn data <name>`` sub-commands, each with ``register(subparsers)``
-DATA_COMMAND_MODULES: tuple[str, ...] = (
-    "regnn.commands.data_neighbours",
-    "regnn.commands.data_split",
-    "regnn.commands.data_import",
-)
+DATA_COMMANDS: tuple[ModuleType, ...] = (data_neighbours, data_split, data_import)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--limit", type=int, default=50,
                    help="print at most this many problems (all are counted)")
     c.set_defaults(func=run_check)
-    for name in DATA_COMMAND_MODULES:
-        importlib.import_module(name).register(dsub)
+    for module in DATA_COMMANDS:
+        module.register(dsub)
 
 
 def run_check(args: argparse.Namespace) -> int:
