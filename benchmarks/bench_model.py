@@ -26,6 +26,7 @@ import argparse
 import datetime
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -37,6 +38,10 @@ from regnn.models.module import make_adam
 from regnn.models.regnn import REGNN
 
 BATCH = 128  # windows per optimiser step (the authors' batch)
+# the configuration measured (--config); module-level so that the DDP workers see it
+CONFIG_NAME = os.environ.get("REGNN_BENCH_CONFIG", "regnn")
+CONFIG_GENERATE = load_config(CONFIG_NAME).generate
+CLIP_WINDOWS = load_config(CONFIG_NAME).train.clip_windows
 
 
 def bench_generation(model: REGNN, repeats: int) -> dict:
@@ -45,10 +50,12 @@ def bench_generation(model: REGNN, repeats: int) -> dict:
     face = torch.from_numpy(rng.uniform(0, 1, (1, 750, 25)).astype(np.float32))
     audio = torch.from_numpy(rng.normal(0, 1, (1, 750, 64)).astype(np.float32))
     times, iters = [], 0
+    g = CONFIG_GENERATE
     for r in range(repeats + 2):
         t = time.perf_counter()
-        pred, info = model.generate(face, audio, k=10, sigma=0.6,
-                                    generator=torch.Generator().manual_seed(r))
+        pred, info = model.generate(face, audio, k=10, sigma=g.sigma, noise=g.noise,
+                                    generator=torch.Generator().manual_seed(r),
+                                    noise_scale=g.noise_scale)
         dt = time.perf_counter() - t
         if r >= 2:  # two warm-up calls
             times.append(dt)
@@ -58,7 +65,7 @@ def bench_generation(model: REGNN, repeats: int) -> dict:
             "max_iterations": iters, "max_residual": info.max_residual}
 
 
-def _training_data(window: int, stride: int) -> AppropriateWindows:
+def _training_data(window: int, stride: int, clip_windows: int = 1) -> AppropriateWindows:
     n, T = 64, 750
     rng = np.random.default_rng(0)
     speakers = rng.uniform(0, 1, (n, T, 25)).astype(np.float32)
@@ -66,7 +73,7 @@ def _training_data(window: int, stride: int) -> AppropriateWindows:
     listeners = rng.uniform(0, 1, (n, T, 25)).astype(np.float32)
     neighbours = rng.uniform(size=(n, n)) < 0.3
     return AppropriateWindows(speakers, audio, listeners, neighbours, window, stride,
-                              appropriate=10)
+                              appropriate=10, clip_windows=clip_windows)
 
 
 def bench_training(model: torch.nn.Module, steps: int, rank: int = 0, world: int = 1) -> dict:
@@ -75,15 +82,16 @@ def bench_training(model: torch.nn.Module, steps: int, rank: int = 0, world: int
     ``128 / world``."""
     model.train()
     cfg = getattr(model, "module", model).model.cfg
-    ds = _training_data(cfg.window, cfg.stride)
+    ds = _training_data(cfg.window, cfg.stride, CLIP_WINDOWS)
     opt = make_adam(model.parameters(), lr=1e-4, weight_decay=5e-4)  # as regnn train
     order = np.random.default_rng(1).permutation(len(ds))
-    share = BATCH // world
+    # samples per step: windows, or chunks of clip_windows windows (as regnn train)
+    per_step, share = BATCH // ds.chunk, BATCH // ds.chunk // world
     times = []
     for s in range(steps + 1):
         t = time.perf_counter()
-        batch = ds.__getitems__(order[s * BATCH + rank * share:s * BATCH + (rank + 1) * share]
-                                .tolist())
+        batch = ds.__getitems__(order[s * per_step + rank * share:
+                                      s * per_step + (rank + 1) * share].tolist())
         out = model(batch)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
@@ -103,7 +111,7 @@ class _LossModule(torch.nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model.losses(batch["face"], batch["audio"], batch["reactions"],
-                                 batch["valid"])
+                                 batch["valid"], batch["group"])
 
 
 def _ddp_worker(rank: int, world: int, port: int, steps: int, queue: object) -> None:
@@ -116,7 +124,7 @@ def _ddp_worker(rank: int, world: int, port: int, steps: int, queue: object) -> 
                             world_size=world, timeout=datetime.timedelta(seconds=300))
     try:
         torch.manual_seed(0)
-        model = DistributedDataParallel(_LossModule(REGNN(load_config("paper").model)))
+        model = DistributedDataParallel(_LossModule(REGNN(load_config(CONFIG_NAME).model)))
         result = bench_training(model, steps, rank, world)
         result["mkl_branch"] = mkl.mkl_branch()
         dist.barrier()
@@ -167,7 +175,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--no-generation", action="store_true", help="time training only")
+    ap.add_argument("--config", default=None,
+                    help="built-in configuration to measure: regnn (default), paper, authors "
+                         "(sets REGNN_BENCH_CONFIG for the DDP workers too)")
     args = ap.parse_args()
+    if args.config and args.config != CONFIG_NAME:  # re-run with the config in the environment
+        import subprocess
+
+        env = {**os.environ, "REGNN_BENCH_CONFIG": args.config}
+        argv = [a for a in sys.argv if a not in ("--config", args.config)]
+        raise SystemExit(subprocess.call([sys.executable, *argv], env=env))
     default_threads = torch.get_num_threads()
     threads = args.threads or sorted({1, default_threads})
     cpus = os.cpu_count() or 1
@@ -178,10 +195,12 @@ def main() -> None:
 
         model = load_module(args.run).model
     else:
-        model = REGNN(load_config("paper").model)
+        model = REGNN(load_config(CONFIG_NAME).model)
     cfg = model.cfg
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"REGNN: D={cfg.window} stride={cfg.stride} P={cfg.edge_channels} top_k={cfg.top_k} "
+    print(f"REGNN, configuration {CONFIG_NAME!r} (modes={cfg.modes}, "
+          f"{cfg.distribution_loss} distribution loss, noise {CONFIG_GENERATE.noise}): "
+          f"D={cfg.window} stride={cfg.stride} P={cfg.edge_channels} top_k={cfg.top_k} "
           f"motor layers={cfg.motor_layers} width={cfg.width} heads={cfg.heads} "
           f"parameters={n_params:,}")
     blas = mkl.status()
