@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,22 +18,36 @@ SMALL_DYADS = 12  # 3 sessions of 4 clips: 4 rows per split, 8 mirrored items
 
 
 @pytest.fixture(scope="session")
-def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A small synthetic REACT-layout dataset (do not modify: use ``dataset_copy``)."""
     from regnn.data.synthetic import write_synthetic
 
     root = tmp_path_factory.mktemp("synthetic") / "react"
     write_synthetic(root, dyads=SMALL_DYADS, seed=7)
-    return root
+    before = _top_level_digest(root)
+    yield root
+    # a test that wrote through a hard link of dataset_copy would corrupt every later test
+    assert _top_level_digest(root) == before, "a test modified the shared synthetic dataset"
+
+
+def _top_level_digest(root: Path) -> dict[str, str]:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(root.iterdir()) if f.is_file()}
 
 
 @pytest.fixture
 def dataset_copy(synthetic_root: Path, tmp_path: Path) -> Path:
-    """A private copy of the small dataset made of hard links: replace files with
-    :func:`replace_file` (which unlinks first) so the shared original stays intact."""
+    """A private copy of the small dataset: the per-person recordings are hard links (replace
+    them with :func:`replace_file`, which unlinks first, so the shared original stays intact);
+    the top-level files (split CSVs, appropriateness matrices) are real copies, safe to edit."""
     dst = tmp_path / "react"
     shutil.copytree(synthetic_root, dst, copy_function=os.link,
                     ignore=shutil.ignore_patterns(".regnn-cache"))
+    for f in dst.iterdir():
+        if f.is_file():
+            data = f.read_bytes()
+            f.unlink()
+            f.write_bytes(data)
     return dst
 
 
