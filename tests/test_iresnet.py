@@ -30,7 +30,7 @@ def test_block_is_a_contraction_whatever_the_weights(scale: float) -> None:
             conv.weight.mul_(scale)
     assert float(block.gamma() * block.lipschitz_bound()) <= 0.7 + 1e-6
     a, b = torch.randn(64, 25, 50), torch.randn(64, 25, 50)
-    ratio = (block.g(a) - block.g(b)).flatten(1).norm(dim=1) / (a - b).flatten(1).norm(dim=1)
+    ratio = (block.phi(a) - block.phi(b)).flatten(1).norm(dim=1) / (a - b).flatten(1).norm(dim=1)
     assert float(ratio.max()) <= 0.7 + 1e-5
     # the map is bi-Lipschitz: (1 - c) |a - b| <= |f(a) - f(b)|
     lower = (block(a) - block(b)).flatten(1).norm(dim=1) / (a - b).flatten(1).norm(dim=1)

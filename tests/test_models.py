@@ -180,9 +180,8 @@ def test_motor_inverse_phi_matches_phi(factor):
     assert safe == (factor > 1.0)
     with torch.no_grad():
         ref = layer.phi(x, e0, adj)
-        w_qm = layer.qk_weight()
-        fast = layer._phi_inplace(x.contiguous(), w_qm, adj, float(layer.gamma()), safe,
-                                  layer.edge_operands(e0))
+        fast = layer.inverse_phi(e0, adj, gamma=float(layer.gamma()), safe_exp=safe,
+                                 operands=layer.edge_operands(e0))(x.contiguous())
     assert torch.allclose(fast, ref, rtol=1e-5, atol=1e-6)
 
 

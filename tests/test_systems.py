@@ -74,12 +74,11 @@ def test_variants_switch_the_documented_config_values() -> None:
 
 
 def test_iresnet_ablation_keeps_regnn_but_swaps_the_motor() -> None:
-    from regnn.models.baselines.lightning import IResNetREGNN
     from regnn.models.iresnet import IResNetMotor
     from regnn.models.regnn import REGNN
 
     cfg = resolve("regnn", "iresnet-motor").model
-    model = IResNetREGNN(cfg)
+    model = REGNN(cfg)  # the motor is chosen by name (model.motor = "iresnet")
     assert isinstance(model.motor, IResNetMotor)
     full = REGNN(resolve("regnn", "regnn").model)
     motor_size = sum(p.numel() for p in model.motor.parameters() if p.dim() > 1)

@@ -34,8 +34,9 @@ class DataError(RegnnError):
         super().__init__(f"{where}{message}")
 
 
-class ConfigError(RegnnError):
-    """A configuration value or command-line option is invalid."""
+class ConfigError(RegnnError, ValueError):
+    """A configuration value or command-line option is invalid (also a ``ValueError``, what
+    Python code calling the models directly expects for a bad argument)."""
 
 
 class CheckpointError(DataError):

@@ -54,7 +54,7 @@ def make_factory(run_dir: str | None, toy: bool, checkpoint: str = "best"):  # n
         raise ConfigError(f"{run_dir} holds an offline model ({module.config.model.name!r}), "
                           "which needs the whole clip before reacting; train an online one "
                           "with: regnn train --online ...")
-    module.online.motor_scales()  # compute the cached motor scales once, before sessions
+    module.online.motor_constants()  # compute the cached motor constants once, before sessions
     name = f"regnn-online ({run_dir}, {checkpoint})"
     return (lambda k, seed, sigma: module.stream(k, seed, sigma)), name
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regnn.models.motor import InverseInfo
+from regnn.models.invertible import ContractiveResidual, InvertibleStack
 
 
 def conv_norm_bound(weight: torch.Tensor) -> torch.Tensor:
@@ -44,8 +44,10 @@ def conv_norm_bound(weight: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_norm(weight.permute(2, 0, 1), ord=2).sum()
 
 
-class IResNetBlock(nn.Module):
-    """One invertible residual block ``y = x + g(x)``, ``Lip(g) <= c`` (module doc).
+class IResNetBlock(ContractiveResidual):
+    """One invertible residual block ``y = x + g(x)``, ``Lip(g) <= c`` (module doc); ``g`` is
+    the core's ``φ``, and ``γ`` and the fixed-point inverse come from
+    :class:`~regnn.models.invertible.ContractiveResidual`.
 
     ``forward(x, rev=False)`` maps ``x (B, I, D) -> y``; ``forward(y, rev=True)`` inverts by
     fixed-point iteration (FrEIA's convention). :meth:`inverse` also returns what the iteration
@@ -55,11 +57,9 @@ class IResNetBlock(nn.Module):
     def __init__(self, channels: int = 25, hidden: int = 10, lipschitz: float = 0.9,
                  kernels: tuple[int, int, int] = (3, 1, 3)) -> None:
         super().__init__()
-        if not 0.0 < lipschitz < 1.0:
-            raise ValueError(f"the Lipschitz constant c must be in (0, 1), got {lipschitz}")
+        self.set_lipschitz(lipschitz)
         if any(k % 2 == 0 for k in kernels):
             raise ValueError(f"kernel sizes must be odd (same-length output), got {kernels}")
-        self.c = lipschitz
         dims = [channels, hidden, hidden, channels]
         self.convs = nn.ModuleList(
             nn.Conv1d(a, b, k, padding=k // 2) for a, b, k in zip(dims[:-1], dims[1:], kernels)
@@ -72,10 +72,10 @@ class IResNetBlock(nn.Module):
             bound = bound * conv_norm_bound(conv.weight)
         return bound
 
-    def gamma(self) -> torch.Tensor:
-        return self.c / torch.clamp(self.lipschitz_bound(), min=self.c)
-
-    def g(self, x: torch.Tensor, gamma: torch.Tensor | None = None) -> torch.Tensor:
+    def phi(self, x: torch.Tensor, *cond: object,
+            gamma: torch.Tensor | float | None = None) -> torch.Tensor:
+        """``g(x) = γ W_3 * ELU(W_2 * ELU(W_1 * x))`` on ``x (..., I, D)`` (conditioning
+        ignored: no graph)."""
         gamma = self.gamma() if gamma is None else gamma
         lead = x.shape[:-2]
         h = x.reshape(-1, *x.shape[-2:])
@@ -85,36 +85,17 @@ class IResNetBlock(nn.Module):
                 h = F.elu(h)
         return gamma * h.reshape(*lead, *h.shape[-2:])
 
-    def forward(self, x: torch.Tensor, rev: bool = False) -> torch.Tensor:
-        return self.inverse(x)[0] if rev else x + self.g(x)
-
-    @torch.no_grad()
-    def inverse(self, y: torch.Tensor, tol: float = 1e-6, max_iter: int = 200
-                ) -> tuple[torch.Tensor, dict]:
-        """Solve ``x + g(x) = y`` by ``x_{k+1} = y - g(x_k)`` from ``x_0 = y``."""
-        gamma = self.gamma()
-        x, step, it = y, float("inf"), 0
-        for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
-            x_new = y - self.g(x, gamma)
-            step = (x_new - x).abs().max().item() if x.numel() else 0.0
-            x = x_new
-            if step <= tol:
-                break
-        res = x + self.g(x, gamma) - y
-        certified = (res.flatten(-2).norm(dim=-1).max().item() / (1.0 - self.c)
-                     if res.numel() else 0.0)
-        return x, {"iterations": it, "last_step": step,
-                   "residual": res.abs().max().item() if res.numel() else 0.0,
-                   "certified": certified, "converged": step <= tol}
+    def forward(self, x: torch.Tensor, *cond: object, rev: bool = False) -> torch.Tensor:
+        return self.inverse(x)[0] if rev else x + self.phi(x)
 
 
-class IResNetMotor(nn.Module):
+class IResNetMotor(InvertibleStack):
     """``layers`` stacked :class:`IResNetBlock` s with the REGNN motor's interface.
 
     ``forward(x (B, I, D) | (B, M, I, D), edges=None, adjacency=None)`` -> latents of the same
     shape; ``inverse(z, edges=None, adjacency=None, tol, max_iter) -> (x, InverseInfo)``, the
-    :class:`~regnn.models.motor.InverseInfo` listing per layer (in inversion order) what the
-    fixed-point iteration reached. The edges are accepted and ignored.
+    :class:`~regnn.models.invertible.InverseInfo` listing per layer (in inversion order) what
+    the fixed-point iteration reached. The edges are accepted and ignored.
     """
 
     def __init__(self, nodes: int = 25, layers: int = 2, hidden: int = 10,
@@ -125,30 +106,8 @@ class IResNetMotor(nn.Module):
         self.layers = nn.ModuleList(IResNetBlock(nodes, hidden, lipschitz) for _ in range(layers))
         self.lipschitz = lipschitz
 
-    def forward(self, x: torch.Tensor, edges: torch.Tensor | None = None,
-                adjacency: torch.Tensor | None = None) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    @torch.no_grad()
-    def inverse(self, z: torch.Tensor, edges: torch.Tensor | None = None,
-                adjacency: torch.Tensor | None = None, tol: float = 1e-6, max_iter: int = 200
-                ) -> tuple[torch.Tensor, InverseInfo]:
-        info = InverseInfo()
-        x = z
-        for layer in reversed(self.layers):
-            x, li = layer.inverse(x, tol=tol, max_iter=max_iter)
-            info.iterations.append(li["iterations"])
-            info.last_step.append(li["last_step"])
-            info.residual.append(li["residual"])
-            info.certified.append(li["certified"])
-            info.converged = info.converged and li["converged"]
-        return x, info
-
-    def lipschitz_bounds(self) -> list[float]:
-        """The certified Lipschitz constant of each block's ``g`` (``<= c`` by construction)."""
-        return [float((b.gamma() * b.lipschitz_bound()).detach()) for b in self.layers]
+    def conditions(self, *cond: object) -> tuple[tuple[object, ...], dict[str, object]]:
+        return (), {}  # the edges are not used: the ablation has no graph
 
 
 def matching_hidden(weights: int, channels: int = 25, kernels: tuple[int, int, int] = (3, 1, 3)

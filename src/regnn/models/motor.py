@@ -63,53 +63,18 @@ unique solution reached by iteration with error ``<= c^k/(1-c) ‖x_1 - x_0‖``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from regnn.errors import ConfigError
+from regnn.models.invertible import ContractiveResidual, InverseInfo, InvertibleStack
+
+__all__ = ["EDGE_FLOOR", "InverseInfo", "REGNNLayer", "REGNNMotor", "prepare_edges"]
 
 EDGE_FLOOR = 1e-6  # keeps Eq. (10)'s denominator positive for edges with ~0 MEFL weight
-
-
-@dataclass
-class InverseInfo:
-    """What the fixed-point inverse actually reached (per layer, in inversion order)."""
-
-    iterations: list[int] = field(default_factory=list)
-    last_step: list[float] = field(default_factory=list)  # max |x_k - x_{k-1}|
-    residual: list[float] = field(default_factory=list)  # max |x + φ(x) - y| after stopping
-    certified: list[float] = field(default_factory=list)  # max_graph ‖x + φ(x) - y‖_F / (1 - c)
-    converged: bool = True
-
-    @property
-    def max_iterations(self) -> int:
-        return max(self.iterations, default=0)
-
-    @property
-    def max_residual(self) -> float:
-        return max(self.residual, default=0.0)
-
-    def merge(self, other: InverseInfo) -> InverseInfo:
-        """Element-wise worst case of two runs with the same number of layers."""
-        if not self.iterations:
-            return other
-        return InverseInfo(
-            [max(a, b) for a, b in zip(self.iterations, other.iterations)],
-            [max(a, b) for a, b in zip(self.last_step, other.last_step)],
-            [max(a, b) for a, b in zip(self.residual, other.residual)],
-            [max(a, b) for a, b in zip(self.certified, other.certified)],
-            self.converged and other.converged,
-        )
-
-    def as_dict(self) -> dict:
-        return {
-            "iterations": self.iterations, "max_iterations": self.max_iterations,
-            "last_step": self.last_step, "residual": self.residual,
-            "max_residual": self.max_residual, "certified_error": self.certified,
-            "converged": self.converged,
-        }
 
 
 def prepare_edges(edges: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
@@ -117,8 +82,10 @@ def prepare_edges(edges: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
     return torch.where(adjacency[:, None], edges.clamp_min(EDGE_FLOOR), edges.new_zeros(()))
 
 
-class REGNNLayer(nn.Module):
-    """One reversible REGNN layer, ``v -> v + φ(v)`` (Eqs. 10-13), ``Lip(φ) <= c`` (module doc).
+class REGNNLayer(ContractiveResidual):
+    """One reversible REGNN layer, ``v -> v + φ(v)`` (Eqs. 10-13), ``Lip(φ) <= c`` (module doc);
+    ``γ``, the forward map's contract and the fixed-point inverse (Eq. 14) come from
+    :class:`~regnn.models.invertible.ContractiveResidual`.
 
     Shapes: ``x (B, M, I, D)`` (``M`` graphs share one speaker's edges), ``e0 (B, P, I, I)``,
     ``adjacency (B, I, I)``.
@@ -128,11 +95,9 @@ class REGNNLayer(nn.Module):
                  max_out_degree: int = 7, lipschitz: float = 0.9, nodes: int = 25,
                  norm: bool = False) -> None:
         super().__init__()
-        if not 0.0 < lipschitz < 1.0:
-            raise ConfigError(f"the motor's Lipschitz constant c must be in (0, 1), "
-                              f"got {lipschitz}")
+        self.set_lipschitz(lipschitz)
         self.node_dim, self.key_dim = node_dim, key_dim
-        self.max_out_degree, self.c = max_out_degree, lipschitz
+        self.max_out_degree = max_out_degree
         std = 0.1 / math.sqrt(node_dim)
         self.w_q = nn.Parameter(torch.randn(node_dim, key_dim) * std)
         self.w_m = nn.Parameter(torch.randn(node_dim, key_dim) * std)
@@ -158,11 +123,6 @@ class REGNNLayer(nn.Module):
         bound = 0.25 * self.w_e.abs().sum() * (sq + attn)
         return bound * self.log_a.max().exp() if self.norm else bound
 
-    def gamma(self) -> torch.Tensor:
-        """The scale ``γ = c / max(B, c)`` that makes ``Lip(φ) <= c``."""
-        bound = self.lipschitz_bound()
-        return self.c / torch.clamp(bound, min=self.c)
-
     def logit_bound(self) -> float:
         """``max |l_ij|`` over ``s ∈ (0,1)^D``: ``D ‖W_q‖_2 ‖W_m‖_2 / √d_k``."""
         with torch.no_grad():
@@ -185,7 +145,7 @@ class REGNNLayer(nn.Module):
         return torch.cat([self.w_q * (1.0 / math.sqrt(self.key_dim)), self.w_m], dim=1)
 
     def propagation(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
-                    gamma: torch.Tensor | None = None, safe_exp: bool | None = None,
+                    gamma: torch.Tensor | float | None = None, safe_exp: bool | None = None,
                     operands: tuple[torch.Tensor, torch.Tensor] | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(Π, s)`` with ``φ(x) = Π s`` (Eqs. 10-13 scaled by ``γ``): ``Π (B, M, I, J)``
@@ -220,14 +180,15 @@ class REGNNLayer(nn.Module):
         # sends the batched product down a ~6x slower path)
         return (a * coef).transpose(1, 2).contiguous(), s
 
-    def phi(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
-            gamma: torch.Tensor | None = None, safe_exp: bool | None = None,
+    def phi(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,  # type: ignore[override]
+            gamma: torch.Tensor | float | None = None, safe_exp: bool | None = None,
             operands: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``φ(x)`` of Eqs. (10)-(13), scaled by ``γ`` (see :meth:`propagation`)."""
         pi, s = self.propagation(x, e0, adjacency, gamma, safe_exp, operands)
         return pi @ s  # Eq. 13
 
-    def forward(self, x: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
+    def forward(self, x: torch.Tensor, e0: torch.Tensor,  # type: ignore[override]
+                adjacency: torch.Tensor,
                 operands: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``x + φ(x)`` (Eq. 12), the sum fused into the product of Eq. 13."""
         pi, s = self.propagation(x, e0, adjacency, operands=operands)
@@ -235,53 +196,38 @@ class REGNNLayer(nn.Module):
         out = torch.baddbmm(x.reshape(-1, I, D), pi.reshape(-1, I, I), s.reshape(-1, I, D))
         return out.view(x.shape)
 
-    def _phi_inplace(self, x: torch.Tensor, w_qm: torch.Tensor, adjacency: torch.Tensor,
-                     gamma: float, safe_exp: bool,
-                     operands: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """:meth:`phi` for the no-grad inverse: the same operations, fewer temporaries
-        (``w_qm`` is :meth:`qk_weight`, elementwise steps in place)."""
-        e_r, e_p = operands
-        s = self.activation(x)
-        qk = s @ w_qm
-        logits = qk[..., :self.key_dim] @ qk[..., self.key_dim:].transpose(-1, -2)
-        if safe_exp:
-            logits.masked_fill_(~adjacency[:, None], float("-inf"))
-            logits.sub_(logits.amax(dim=-1, keepdim=True))
-        a = logits.exp_().transpose(1, 2).contiguous()
-        coef = (a @ e_r).reciprocal_().mul_(self.w_e.detach() * gamma) @ e_p
-        return coef.mul_(a).transpose(1, 2).contiguous() @ s
-
     @torch.no_grad()
-    def inverse(self, y: torch.Tensor, e0: torch.Tensor, adjacency: torch.Tensor,
-                tol: float = 1e-6, max_iter: int = 200,
-                operands: tuple[torch.Tensor, torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, dict]:
-        """Solve ``x + φ(x) = y`` by the fixed-point iteration of Eq. (14), from ``x_0 = y``.
+    def inverse_constants(self) -> dict[str, Any]:
+        """``γ`` and whether the softmax needs its overflow guard (both from spectral norms)."""
+        return {"gamma": self.gamma(), "safe_exp": self.logit_bound() > 60.0}
 
-        Stops when ``max |x_k - x_{k-1}| <= tol`` or after ``max_iter`` steps; returns the
-        iterations it took and the residual and certified error it reached.
-        """
-        gamma = float(self.gamma())
-        safe = self.logit_bound() > 60.0
-        ops = self.edge_operands(e0) if operands is None else operands
+    def inverse_phi(self, e0: torch.Tensor, adjacency: torch.Tensor, *,  # type: ignore[override]
+                    gamma: torch.Tensor | float, safe_exp: bool | None = None,
+                    operands: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """:meth:`phi` for the no-grad inverse: the same operations with fewer temporaries
+        (the query/key weight and ``γ w_e`` computed once, elementwise steps in place)."""
+        safe = self.logit_bound() > 60.0 if safe_exp is None else safe_exp
+        e_r, e_p = self.edge_operands(e0) if operands is None else operands
         w_qm = self.qk_weight()
-        x = y
-        step = float("inf")
-        it = 0
-        for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
-            x_new = torch.sub(y, self._phi_inplace(x, w_qm, adjacency, gamma, safe, ops))
-            step = x.sub(x_new).abs_().max().item()
-            x = x_new
-            if step <= tol:
-                break
-        res = self._phi_inplace(x, w_qm, adjacency, gamma, safe, ops).add_(x).sub_(y)
-        certified = res.flatten(-2).norm(dim=-1).max().item() / (1.0 - self.c)
-        info = {"iterations": it, "last_step": step, "residual": res.abs().max().item(),
-                "certified": certified, "converged": step <= tol}
-        return x, info
+        w = self.w_e.detach() * gamma
+        dk = self.key_dim
+
+        def phi(x: torch.Tensor) -> torch.Tensor:
+            s = self.activation(x)
+            qk = s @ w_qm
+            logits = qk[..., :dk] @ qk[..., dk:].transpose(-1, -2)
+            if safe:
+                logits.masked_fill_(~adjacency[:, None], float("-inf"))
+                logits.sub_(logits.amax(dim=-1, keepdim=True))
+            a = logits.exp_().transpose(1, 2).contiguous()
+            coef = (a @ e_r).reciprocal_().mul_(w) @ e_p
+            return coef.mul_(a).transpose(1, 2).contiguous() @ s
+
+        return phi
 
 
-class REGNNMotor(nn.Module):
+class REGNNMotor(InvertibleStack):
     """``N`` stacked REGNN layers (paper Fig. 4): ``forward`` reaction graph -> latent (Eq. 6),
     ``inverse`` latent -> reaction graph (Eq. 5, each layer by Eq. 14)."""
 
@@ -302,35 +248,32 @@ class REGNNMotor(nn.Module):
     def _graphs(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         return (x[:, None], True) if x.dim() == 3 else (x, False)
 
-    def forward(self, x: torch.Tensor, edges: torch.Tensor, adjacency: torch.Tensor
-                ) -> torch.Tensor:
+    def conditions(self, edges: torch.Tensor, adjacency: torch.Tensor  # type: ignore[override]
+                   ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``e0`` (:func:`prepare_edges`) and its matmul layouts, shared by every layer."""
+        e0 = prepare_edges(edges, adjacency)
+        ops = REGNNLayer.edge_operands(e0)
+        return (e0, adjacency), {"operands": ops}
+
+    def forward(self, x: torch.Tensor, edges: torch.Tensor,  # type: ignore[override]
+                adjacency: torch.Tensor) -> torch.Tensor:
         """``x (B, I, D)`` or ``(B, M, I, D)``; edges ``(B, P, I, I)``; adjacency ``(B, I, I)``."""
         x, squeeze = self._graphs(x)
         x = x.contiguous()  # reaction windows arrive as (D, I) transposed views; copy once
-        e0 = prepare_edges(edges, adjacency)
-        ops = REGNNLayer.edge_operands(e0)  # shared by the layers
+        (e0, adj), options = self.conditions(edges, adjacency)
         for layer in self.layers:
-            x = layer(x, e0, adjacency, ops)
+            x = layer(x, e0, adj, options["operands"])
         return x[:, 0] if squeeze else x
 
     @torch.no_grad()
-    def inverse(self, z: torch.Tensor, edges: torch.Tensor, adjacency: torch.Tensor,
-                tol: float = 1e-6, max_iter: int = 200) -> tuple[torch.Tensor, InverseInfo]:
+    def inverse(self, z: torch.Tensor, edges: torch.Tensor,  # type: ignore[override]
+                adjacency: torch.Tensor, tol: float = 1e-6, max_iter: int = 200,
+                constants: list[dict[str, Any]] | None = None, certify: bool = True,
+                iterations: int | None = None) -> tuple[torch.Tensor, InverseInfo]:
         """Invert :meth:`forward`; the :class:`InverseInfo` says what was actually reached."""
         x, squeeze = self._graphs(z)
         x = x.contiguous()  # latents built from Ẑp's transposed view; copy once, not per step
-        e0 = prepare_edges(edges, adjacency)
-        info = InverseInfo()
-        ops = REGNNLayer.edge_operands(e0)
-        for layer in reversed(self.layers):
-            x, li = layer.inverse(x, e0, adjacency, tol=tol, max_iter=max_iter, operands=ops)
-            info.iterations.append(li["iterations"])
-            info.last_step.append(li["last_step"])
-            info.residual.append(li["residual"])
-            info.certified.append(li["certified"])
-            info.converged = info.converged and li["converged"]
+        x, info = super().inverse(x, edges, adjacency, tol=tol, max_iter=max_iter,
+                                  constants=constants, certify=certify,
+                                  iterations=iterations)
         return (x[:, 0] if squeeze else x), info
-
-    def lipschitz_bounds(self) -> list[float]:
-        """The certified Lipschitz constant of each layer's ``φ`` (``<= c`` by construction)."""
-        return [float((layer.gamma() * layer.lipschitz_bound()).detach()) for layer in self.layers]

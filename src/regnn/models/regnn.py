@@ -57,6 +57,8 @@ decoder of ``Ẑp`` and trained with a plain MSE to the one ground-truth reactio
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from scipy.signal import lfilter
@@ -66,7 +68,9 @@ from regnn.config import NOISE_MODES, ModelConfig
 from regnn.data.windows import make_windows, stitch
 from regnn.errors import ConfigError
 from regnn.models.cognitive import CognitiveProcessor
-from regnn.models.motor import InverseInfo, REGNNMotor
+from regnn.models.invertible import InverseInfo, InvertibleStack
+from regnn.models.iresnet import IResNetMotor, matching_hidden
+from regnn.models.motor import REGNNMotor
 from regnn.models.perceptual import PerceptualProcessor, causal_mask
 from regnn.schema import NUM_ATTRIBUTES
 
@@ -129,6 +133,34 @@ def stratified_components(pi: torch.Tensor, k: int, generator: torch.Generator |
     return q.to(pi.device)
 
 
+def _regnn_motor(cfg: ModelConfig) -> InvertibleStack:
+    return REGNNMotor(cfg.window, cfg.edge_channels, cfg.motor_layers, cfg.motor_key_dim,
+                      cfg.top_k, NUM_ATTRIBUTES, cfg.lipschitz, norm=cfg.motor_norm)
+
+
+def _iresnet_motor(cfg: ModelConfig) -> InvertibleStack:
+    """i-ResNet blocks with about as many weights as one REGNN layer of the same config
+    (Table II's "i-ResNet" ablation, :mod:`regnn.models.iresnet`)."""
+    regnn_layer = 2 * cfg.window * cfg.motor_key_dim + cfg.edge_channels
+    return IResNetMotor(NUM_ATTRIBUTES, cfg.motor_layers, matching_hidden(regnn_layer),
+                        cfg.lipschitz)
+
+
+#: ``model.motor`` -> the motor processor (an invertible stack, Eqs. 5-6)
+MOTORS: dict[str, Callable[[ModelConfig], InvertibleStack]] = {
+    "regnn": _regnn_motor, "iresnet": _iresnet_motor,
+}
+
+
+def build_motor(cfg: ModelConfig) -> InvertibleStack:
+    """The motor named by ``cfg.motor`` (:data:`MOTORS`)."""
+    try:
+        return MOTORS[cfg.motor](cfg)
+    except KeyError:
+        raise ConfigError(f"unknown model.motor {cfg.motor!r}; available: "
+                          f"{', '.join(sorted(MOTORS))}") from None
+
+
 class REGNN(nn.Module):
     """Perceptual (Eq. 3) + cognitive with MEFL (Eq. 4) + REGNN motor (Eqs. 5-6, 10-15)."""
 
@@ -137,9 +169,6 @@ class REGNN(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        if cfg.motor != "regnn":
-            raise ConfigError(f"motor {cfg.motor!r} is not available; this model implements "
-                              "'regnn' (other motors register their own model)")
         self.cfg = cfg
         self.perceptual = PerceptualProcessor(
             cfg.face_dim, cfg.audio_dim, cfg.width, cfg.heads, cfg.cross_layers, cfg.self_layers,
@@ -152,10 +181,7 @@ class REGNN(nn.Module):
         # Residual path: with the 25 attributes as face input, the heads predict Ẑp as a
         # correction of the speaker's own attribute series (a mirroring prior).
         self.face_skip = cfg.face_skip and cfg.use_face and cfg.face_dim == NUM_ATTRIBUTES
-        self.motor = REGNNMotor(
-            cfg.window, cfg.edge_channels, cfg.motor_layers, cfg.motor_key_dim, cfg.top_k,
-            NUM_ATTRIBUTES, cfg.lipschitz, norm=cfg.motor_norm,
-        )
+        self.motor = build_motor(cfg)
         # running E[r²] and E[(r_t - r_{t-1})²] per node of the real latents' deviations from
         # their component's mean (component_spread): the "residual" noise (in checkpoints)
         self.register_buffer("resid_sq", torch.zeros(NUM_ATTRIBUTES))

@@ -46,8 +46,8 @@ from torch import nn
 
 from regnn.config import NOISE_MODES, GenerateConfig, ModelConfig
 from regnn.errors import ConfigError
+from regnn.models.invertible import InverseInfo
 from regnn.models.module import ReactionModule
-from regnn.models.motor import InverseInfo, prepare_edges
 from regnn.models.regnn import REGNN
 from regnn.online.stream import ChunkedStream
 from regnn.schema import NUM_ATTRIBUTES, clip_to_ranges
@@ -93,46 +93,31 @@ class OnlineREGNN(nn.Module):
         return self.hop - 1
 
     @torch.no_grad()
-    def motor_scales(self) -> list[tuple[torch.Tensor, bool]]:
-        """Each motor layer's ``(γ, safe_exp)``, cached while the weights stay unchanged.
+    def motor_constants(self) -> list[dict[str, Any]]:
+        """Each motor layer's inverse constants (``γ``, the softmax guard), cached while the
+        weights stay unchanged.
 
         ``γ`` needs four spectral norms (SVDs) per layer; the offline inverse recomputes them
         on every call, which at one small window per chunk is a large share of the cost. The
         cache is keyed by the parameters' version counters, so a training step invalidates it.
         """
         key = tuple(p._version for p in self.net.motor.parameters())
-        if getattr(self, "_scales_key", None) != key:
-            self._scales = [(layer.gamma(), layer.logit_bound() > 60.0)
-                            for layer in self.net.motor.layers]
-            self._scales_key = key
-        return self._scales
+        if getattr(self, "_constants_key", None) != key:
+            self._constants = self.net.motor.inverse_constants()
+            self._constants_key = key
+        return self._constants
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, edges: torch.Tensor, adjacency: torch.Tensor
                ) -> tuple[torch.Tensor, InverseInfo]:
-        """Motor inverse (Eq. 5 by Eq. 14) with cached ``γ``: the same fixed-point iteration,
-        start (``x_0 = y``) and stopping rule as :meth:`regnn.models.motor.REGNNLayer.inverse`
-        (so the same result), without its after-the-fact residual check."""
+        """Motor inverse (Eq. 5 by Eq. 14): the offline model's inverse with cached constants
+        and without its after-the-fact residual check (so the same result, faster)."""
         net = self.net
         if net.cfg.objective == "mse":
             return net.decode(latents, edges, adjacency)
-        tol, max_iter = net.cfg.inverse_tol, net.cfg.inverse_max_iter
-        e0 = prepare_edges(edges, adjacency)
-        x = latents
-        info = InverseInfo()
-        for layer, (gamma, safe) in zip(reversed(net.motor.layers),
-                                        reversed(self.motor_scales())):
-            y, step, it = x, float("inf"), 0
-            ops = layer.edge_operands(e0)
-            for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
-                x_new = y - layer.phi(x, e0, adjacency, gamma, safe, ops)
-                step = (x_new - x).abs().max().item()
-                x = x_new
-                if step <= tol:
-                    break
-            info.iterations.append(it)
-            info.last_step.append(step)
-            info.converged = info.converged and step <= tol
+        x, info = net.motor.inverse(latents, edges, adjacency, tol=net.cfg.inverse_tol,
+                                    max_iter=net.cfg.inverse_max_iter,
+                                    constants=self.motor_constants(), certify=False)
         return x.transpose(-1, -2), info
 
     def losses(self, face: torch.Tensor | None, audio: torch.Tensor | None,

@@ -9,7 +9,7 @@ checkpoints and ``generate_clips`` entry point as REGNN) and is registered in
 ``huang-c``        :class:`HuangModule`
 ``unet``           :class:`UNetModule`
 ``l2l``            :class:`L2LModule` (VQ-VAE epochs first, then the predictor)
-``iresnet-motor``  :class:`IResNetModule` (REGNN with the i-ResNet motor)
+``iresnet-motor``  :class:`~regnn.models.module.REGNNModule` with ``model.motor = "iresnet"``
 =================  =============================================================
 
 The comparison systems learn from the one ground-truth reaction of a speaker clip (slot 0 of
@@ -21,22 +21,17 @@ defaults, documented in :mod:`regnn.models.baselines`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
 import torch
 
-from regnn.config import ModelConfig
 from regnn.errors import ConfigError
 from regnn.models.baselines.huang import HuangCGAN
 from regnn.models.baselines.l2l import LearningToListen
 from regnn.models.baselines.unet import UNet1D
-from regnn.models.iresnet import IResNetMotor, matching_hidden
 from regnn.models.module import ReactionModule, REGNNModule
 from regnn.models.motor import InverseInfo
-from regnn.models.regnn import REGNN
-from regnn.schema import NUM_ATTRIBUTES
 
 
 class BaselineModule(ReactionModule):
@@ -153,35 +148,11 @@ class HuangModule(BaselineModule):
         return g["loss"].detach()
 
 
-class IResNetREGNN(REGNN):
-    """REGNN with its motor replaced by i-ResNet blocks of matching size (Table II ablation).
-
-    Perceptual and cognitive processors (with MEFL), AFRDL losses, sampling and the fixed-point
-    decoding are unchanged; the motor is :class:`~regnn.models.iresnet.IResNetMotor` with
-    ``model.motor_layers`` blocks whose hidden width gives each block about as many weights as
-    one REGNN layer of the same config (Behrmann et al. 2019; paper Sec. V-C).
-    """
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__(dataclasses.replace(cfg, motor="regnn"))
-        self.cfg = cfg
-        regnn_layer = 2 * cfg.window * cfg.motor_key_dim + cfg.edge_channels
-        self.motor = IResNetMotor(NUM_ATTRIBUTES, cfg.motor_layers, matching_hidden(regnn_layer),
-                                  cfg.lipschitz)
-
-
-class IResNetModule(REGNNModule):
-    """:class:`IResNetREGNN` under Lightning (``regnn train --model iresnet-motor``)."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        ReactionModule.__init__(self, config)
-        self.model = IResNetREGNN(self.config.model)
-
-
 MODULES: dict[str, type[ReactionModule]] = {
     "huang-s": HuangModule,
     "huang-c": HuangModule,
     "unet": UNetModule,
     "l2l": L2LModule,
-    "iresnet-motor": IResNetModule,
+    # REGNN with model.motor = "iresnet" (models.regnn.MOTORS): the name runs keep
+    "iresnet-motor": REGNNModule,
 }
