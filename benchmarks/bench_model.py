@@ -191,7 +191,7 @@ def main() -> None:
     processes = args.processes if args.processes is not None else ([cpus] if cpus > 1 else [])
     torch.manual_seed(0)
     if args.run:
-        from regnn.train import load_module
+        from regnn.models.runs import load_module
 
         model = load_module(args.run).model
     else:

@@ -4,7 +4,7 @@
     python benchmarks/bench_online.py                      # untrained demo-size online model
 
 1. **Latency** (in process, 1 torch thread): a 750-frame speaker clip pushed frame by frame
-   into ``ReactionStream(model, k)`` for K = 1 and K = 10; prints the per-chunk cost
+   into ``open_stream(model, k)`` for K = 1 and K = 10; prints the per-chunk cost
    (median, p99) and the per-frame cost (total / frames). Target: median per-frame cost
    < 5 ms for K = 1 (the real-time budget at 25 fps is 40 ms).
 2. **Load** (loopback only, 127.0.0.1): starts ``regnn serve`` as a separate process and, for

@@ -101,8 +101,8 @@ def test_serve_refuses_an_offline_run(synthetic_root: Path, tmp_path: Path,
     assert "offline model" in capsys.readouterr().err
 
 
-def test_reaction_stream_constructor_takes_a_model_a_module_or_a_run(online_run: Path) -> None:
-    from regnn.online import ReactionStream
+def test_open_stream_takes_a_model_a_module_or_a_run(online_run: Path) -> None:
+    from regnn.online import open_stream
     from regnn.online.model import REGNNStream
     from regnn.train import load_module
 
@@ -111,11 +111,11 @@ def test_reaction_stream_constructor_takes_a_model_a_module_or_a_run(online_run:
     audio = np.random.default_rng(1).standard_normal((30, 64)).astype(np.float32)
     outs = []
     for model in (online_run, str(online_run), module, module.online):
-        stream = ReactionStream(model, k=2, seed=3, sigma=module.config.generate.sigma)
+        stream = open_stream(model, k=2, seed=3, sigma=module.config.generate.sigma)
         assert isinstance(stream, REGNNStream) and stream.k == 2
         outs.append(stream.push_features(face, audio))
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
     np.testing.assert_array_equal(outs[0], module.stream(2, seed=3).push_features(face, audio))
     with pytest.raises(Exception, match="needs an online model"):
-        ReactionStream(torch.nn.Linear(2, 2), k=1)
+        open_stream(torch.nn.Linear(2, 2), k=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +148,24 @@ def test_train_help_and_print_config(capsys):
                  "--set", "model.edge_channels=1"]) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["model"]["edge_channels"] == 1 and cfg["base"] == "demo"
+
+
+def test_generate_takes_unset_settings_from_the_run(trained_run, synthetic_root, tmp_path):
+    """generate.samples and generate.binarize_aus of the run's config are honoured when the
+    command line does not set them; the command line wins when it does."""
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    last = run / "checkpoints" / "last.ckpt"  # the run's config travels in its checkpoints
+    ck = torch.load(last, weights_only=True)
+    ck["hyper_parameters"]["config"]["generate"].update(samples=3, binarize_aus=True)
+    torch.save(ck, last)
+    base = ["generate", "--run", str(run), "--data", str(synthetic_root), "--split", "val",
+            "--no-progress", "--checkpoint", "last"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    arr = np.load(next((tmp_path / "a" / "val").rglob("*.npy")))
+    assert arr.shape[0] == 3 and set(np.unique(arr[..., :15])) <= {0.0, 1.0}
+    summary = json.loads((tmp_path / "a" / "generation.json").read_text())
+    assert summary["samples"] == 3 and summary["binarize_aus"] is True
+    assert main([*base, "--out", str(tmp_path / "b"), "--samples", "2"]) == 0
+    assert np.load(next((tmp_path / "b" / "val").rglob("*.npy"))).shape[0] == 2

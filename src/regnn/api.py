@@ -21,7 +21,7 @@ import torch
 
 from regnn.errors import ConfigError
 from regnn.generate import postprocess
-from regnn.models.motor import InverseInfo
+from regnn.models.invertible import InverseInfo
 from regnn.schema import NUM_ATTRIBUTES
 
 
@@ -36,7 +36,7 @@ class ReactionGenerator:
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best",
                  device: str = "cpu") -> ReactionGenerator:
-        from regnn.train import load_module
+        from regnn.models.runs import load_module
 
         return cls(load_module(run_dir, checkpoint, map_location=device))
 
@@ -45,9 +45,12 @@ class ReactionGenerator:
         return next(self.module.parameters()).device
 
     def generate(self, speaker_attributes: np.ndarray, audio_samples: np.ndarray | None = None,
-                 sample_rate: int | None = None, k: int = 10, seed: int = 0,
-                 sigma: float | None = None, binarize_aus: bool = False) -> np.ndarray:
-        """``(T, 25)`` attributes (+ waveform) -> ``(k, T, 25)`` float32 reactions."""
+                 sample_rate: int | None = None, k: int | None = None, seed: int = 0,
+                 sigma: float | None = None, binarize_aus: bool | None = None,
+                 noise: str | None = None, noise_scale: float | None = None) -> np.ndarray:
+        """``(T, 25)`` attributes (+ waveform) -> ``(k, T, 25)`` float32 reactions. Unset
+        sampling settings (``k``, ``sigma``, ``binarize_aus``, ``noise``, ``noise_scale``)
+        are the run's ``generate`` settings."""
         cfg = self.config.model
         face = np.asarray(speaker_attributes, dtype=np.float32)
         if face.ndim != 2 or face.shape[1] != cfg.face_dim:
@@ -64,7 +67,8 @@ class ReactionGenerator:
                                   "sample_rate")
             audio = self.audio_features(audio_samples, sample_rate, T)
         return self.generate_features(face, audio, k=k, seed=seed, sigma=sigma,
-                                      binarize_aus=binarize_aus)
+                                      binarize_aus=binarize_aus, noise=noise,
+                                      noise_scale=noise_scale)
 
     @staticmethod
     def audio_features(audio_samples: np.ndarray, sample_rate: int, n_frames: int) -> np.ndarray:
@@ -76,18 +80,22 @@ class ReactionGenerator:
         except ValueError as exc:
             raise ConfigError(f"bad audio input: {exc}") from None
 
-    def generate_features(self, face: np.ndarray | None, audio: np.ndarray | None, k: int = 10,
-                          seed: int = 0, sigma: float | None = None,
-                          binarize_aus: bool = False) -> np.ndarray:
+    def generate_features(self, face: np.ndarray | None, audio: np.ndarray | None,
+                          k: int | None = None, seed: int = 0, sigma: float | None = None,
+                          binarize_aus: bool | None = None, noise: str | None = None,
+                          noise_scale: float | None = None) -> np.ndarray:
         """Like :meth:`generate` from per-frame features: face ``(T, F)``, audio ``(T, 64)``."""
-        sigma = self.config.generate.sigma if sigma is None else sigma
+        g_cfg = self.module.sampling(samples=k, sigma=sigma, binarize_aus=binarize_aus,
+                                     noise=noise, noise_scale=noise_scale)
         dev = self.device
         f = None if face is None else torch.as_tensor(face, dtype=torch.float32, device=dev)[None]
         a = None if audio is None else torch.as_tensor(audio, dtype=torch.float32, device=dev)[None]
         g = torch.Generator(device=dev.type).manual_seed(seed)
         with torch.no_grad():
-            pred, info = self.module.generate_clips(f, a, k, sigma, g)
+            pred, info = self.module.generate_clips(f, a, g_cfg.samples, g_cfg.sigma, g,
+                                                    noise=g_cfg.noise,
+                                                    noise_scale=g_cfg.noise_scale)
         self.last_info = info
-        out = postprocess(pred[0].float().cpu().numpy(), binarize_aus)
+        out = postprocess(pred[0].float().cpu().numpy(), g_cfg.binarize_aus)
         assert out.shape[-1] == NUM_ATTRIBUTES
         return out.astype(np.float32)

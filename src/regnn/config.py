@@ -112,7 +112,19 @@ class GenerateConfig:
     # multiplies the "residual" noise: a sampling temperature (reduced-temperature sampling of
     # normalising flows, Kingma & Dhariwal 2018); 1 = the full real within-mode spread
     noise_scale: float = 0.5
-    binarize_aus: bool = False
+    binarize_aus: bool = False  # threshold the 15 AUs of every generated frame to {0, 1}
+
+    def resolve(self, *, samples: int | None = None, sigma: float | None = None,
+                noise: str | None = None, noise_scale: float | None = None,
+                binarize_aus: bool | None = None) -> GenerateConfig:
+        """These settings with the given ones in place of None: the one place where a caller's
+        sampling options meet a run's (validated as a config file's values, naming the key)."""
+        changes = {k: v for k, v in (("samples", samples), ("sigma", sigma), ("noise", noise),
+                                     ("noise_scale", noise_scale),
+                                     ("binarize_aus", binarize_aus)) if v is not None}
+        if not changes:
+            return self
+        return merge(RunConfig(generate=self), {"generate": changes}).generate
 
 
 @dataclass

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from regnn import mkl
 from regnn.errors import ConfigError
-from regnn.models.motor import InverseInfo
+from regnn.models.invertible import InverseInfo
 from regnn.schema import binarize_aus, clip_to_ranges
 from regnn.utils.io import save_npy, write_json
 
@@ -37,31 +37,28 @@ def postprocess(pred: np.ndarray, binarize: bool = False) -> np.ndarray:
 
 
 def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
-                         out_dir: str | Path, samples: int = 10, sigma: float | None = None,
-                         seed: int = 0, binarize: bool = False, checkpoint: str = "best",
+                         out_dir: str | Path, samples: int | None = None,
+                         sigma: float | None = None,
+                         seed: int = 0, binarize: bool | None = None, checkpoint: str = "best",
                          progress: bool = True, limit: int | None = None,
                          threads: int = 0, noise: str | None = None,
                          noise_scale: float | None = None) -> dict[str, Any]:
     """Generate ``samples`` reactions per item of ``split``; returns generation.json's dict.
 
-    ``sigma``, ``noise`` and ``noise_scale`` override the run's ``generate`` settings; None
-    keeps them."""
+    ``samples``, ``sigma``, ``noise``, ``noise_scale`` and ``binarize`` replace the run's
+    ``generate`` settings (``generate.samples``, ...); None keeps them."""
     from regnn.data.react import ReactSplit
-    from regnn.train import load_module
+    from regnn.models.runs import load_module
 
-    if samples < 1:
+    if samples is not None and samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}")
     if threads > 0:
         torch.set_num_threads(threads)
     module = load_module(run_dir, checkpoint)
-    gcfg = module.config.generate
-    changes = {k: v for k, v in (("sigma", sigma), ("noise", noise),
-                                 ("noise_scale", noise_scale)) if v is not None}
-    if changes:  # validated like a config file's values (names the key on error)
-        from regnn.config import merge
-
-        module.config = merge(module.config, {"generate": changes})
-        gcfg = module.config.generate
+    gcfg = module.sampling(samples=samples, sigma=sigma, noise=noise, noise_scale=noise_scale,
+                           binarize_aus=binarize)
+    module.config.generate = gcfg  # what this generation used, for the module's own calls
+    samples, binarize = gcfg.samples, gcfg.binarize_aus
     cfg = module.config.model
     ds = ReactSplit(root, split, audio=cfg.use_audio)
     out = Path(out_dir)
@@ -74,8 +71,8 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
         audio = torch.from_numpy(ds.audio(i))[None] if cfg.use_audio else None
         t1 = time.perf_counter()
         with torch.no_grad():
-            pred, inf = module.generate_clips(face, audio, samples, gcfg.sigma,
-                                              item_generator(seed, i))
+            pred, inf = module.generate_clips(face, audio, samples,
+                                              generator=item_generator(seed, i))
         model_s += time.perf_counter() - t1
         info = info.merge(inf)
         arr = postprocess(pred[0].float().numpy(), binarize)

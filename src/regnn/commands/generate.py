@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset root (REACT layout)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out", required=True, help="predictions folder (PRED)")
-    p.add_argument("--samples", type=int, default=10, help="reactions per speaker (K)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="reactions per speaker, K (default: the run's generate.samples, 10)")
     p.add_argument("--noise", default=None, choices=["residual", "gaussian", "scaled"],
                    help="sampling noise ε (default: the run's generate.noise): residual "
                         "(smooth, the real within-mode spread x --noise-scale), gaussian "
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "generate.noise_scale; 0 = every reaction exactly on its mode)")
     p.add_argument("--sigma", type=float, default=None,
                    help="σ of the gaussian and scaled noise (default: the run's generate.sigma)")
-    p.add_argument("--binarize-aus", action="store_true", help="threshold AUs to {0, 1}")
+    p.add_argument("--binarize-aus", action="store_true", default=None,
+                   help="threshold AUs to {0, 1} (default: the run's generate.binarize_aus)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (0 = torch's default; 1 is faster on a busy machine)")

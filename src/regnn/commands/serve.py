@@ -46,8 +46,8 @@ def make_factory(run_dir: str | None, toy: bool, checkpoint: str = "best"):  # n
         return (lambda k, seed, sigma: ToyStream(k=k, seed=seed)), "toy"
     if not run_dir:
         raise ConfigError("give --run RUN (an online run from regnn train --online) or --toy")
+    from regnn.models.runs import load_module
     from regnn.online.model import OnlineREGNNModule
-    from regnn.train import load_module
 
     module = load_module(run_dir, checkpoint)
     if not isinstance(module, OnlineREGNNModule):

@@ -16,8 +16,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from regnn.config import RunConfig, config_from_dict
-from regnn.models.motor import InverseInfo
+from regnn.config import GenerateConfig, RunConfig, config_from_dict
+from regnn.models.invertible import InverseInfo
 from regnn.models.regnn import REGNN
 from regnn.schema import clip_to_ranges
 from regnn.validation import subset_scores
@@ -55,9 +55,16 @@ class ReactionModule(L.LightningModule):
         raise NotImplementedError
 
     def generate_clips(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int,
-                       sigma: float, generator: torch.Generator | None = None
+                       sigma: float | None = None, generator: torch.Generator | None = None,
+                       *, noise: str | None = None, noise_scale: float | None = None
                        ) -> tuple[torch.Tensor, InverseInfo]:
+        """``(N, K, T, 25)`` reactions to whole clips; unset sampling settings are the run's
+        (:meth:`sampling`)."""
         raise NotImplementedError
+
+    def sampling(self, **overrides: Any) -> GenerateConfig:
+        """The run's ``generate`` settings with the non-None ``overrides`` in place."""
+        return self.config.generate.resolve(**overrides)
 
     # -- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -91,8 +98,7 @@ class ReactionModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         g = torch.Generator(device="cpu").manual_seed(1000 + batch_idx)
         pred, _ = self.generate_clips(batch.get("face"), batch.get("audio"),
-                                      self.config.train.val_samples,
-                                      self.config.generate.sigma, g)
+                                      self.config.train.val_samples, generator=g)
         pred = clip_to_ranges(pred.float().cpu().numpy())
         for i, idx in enumerate(batch["index"].tolist()):
             self._val_preds[idx] = pred[i]
@@ -132,10 +138,11 @@ class REGNNModule(ReactionModule):
                                  batch["valid"], batch.get("group"))
 
     def generate_clips(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int,
-                       sigma: float, generator: torch.Generator | None = None
+                       sigma: float | None = None, generator: torch.Generator | None = None,
+                       *, noise: str | None = None, noise_scale: float | None = None
                        ) -> tuple[torch.Tensor, InverseInfo]:
-        g = self.config.generate
-        pred, info = self.model.generate(face, audio, k, sigma, g.noise, generator,
+        g = self.sampling(sigma=sigma, noise=noise, noise_scale=noise_scale)
+        pred, info = self.model.generate(face, audio, k, g.sigma, g.noise, generator,
                                          g.noise_scale)
         self.inverse_info = self.inverse_info.merge(info)
         return pred, info

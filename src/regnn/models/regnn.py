@@ -64,7 +64,7 @@ import torch
 from scipy.signal import lfilter
 from torch import nn
 
-from regnn.config import NOISE_MODES, ModelConfig
+from regnn.config import NOISE_MODES, GenerateConfig, ModelConfig
 from regnn.data.windows import make_windows, stitch
 from regnn.errors import ConfigError
 from regnn.models.cognitive import CognitiveProcessor
@@ -95,21 +95,27 @@ def sample_noise(shape: tuple[int, ...], sigma: float, mode: str,
     return eps * torch.clamp(limit / peak, max=1.0)
 
 
+def ar1_filter(w: np.ndarray, rho: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
+    """``y_t = ρ_i y_{t-1} + sqrt(1 - ρ_i²) w_t`` along the last axis of ``w (..., I, T)``
+    (float64), node ``i`` on the second-last: from ``y_0 = w_0`` (the stationary start) or,
+    continuing a stream, from the previous value ``prev (..., I)``."""
+    out = np.empty_like(w)
+    for i, r in enumerate(np.asarray(rho, dtype=np.float64)):
+        c = float(np.sqrt(max(1.0 - r * r, 0.0)))
+        zi = (1.0 - c) * w[..., i, :1] if prev is None else r * prev[..., i:i + 1]
+        out[..., i, :], _ = lfilter([c], [1.0, -r], w[..., i, :], axis=-1, zi=zi)
+    return out
+
+
 def ar1_noise(shape: tuple[int, ...], frames: int, std: torch.Tensor, rho: torch.Tensor,
               generator: torch.Generator | None) -> torch.Tensor:
-    """Stationary AR(1) noise ``(*shape, frames, I)``: node ``i`` follows
-    ``n_t = ρ_i n_{t-1} + sqrt(1 - ρ_i²) w_t`` from ``n_0 ~ N(0, 1)``, scaled by ``std_i``, so
-    its variance is ``std_i²`` and its mean squared step ``2 std_i² (1 - ρ_i)`` at every
-    frame. White noise drawn from ``generator`` (on the CPU), filtered in float64 (float32
-    result on ``std``'s device)."""
+    """Stationary AR(1) noise ``(*shape, frames, I)`` (:func:`ar1_filter`), scaled by
+    ``std_i``, so its variance is ``std_i²`` and its mean squared step ``2 std_i² (1 - ρ_i)``
+    at every frame. White noise drawn from ``generator`` (on the CPU), filtered in float64
+    (float32 result on ``std``'s device)."""
     nodes = std.shape[0]
     w = torch.randn((*shape, nodes, frames), generator=generator, dtype=torch.float64).numpy()
-    out = np.empty_like(w)
-    for i, r in enumerate(rho.detach().double().cpu().numpy()):
-        c = float(np.sqrt(max(1.0 - r * r, 0.0)))
-        # y_0 = w_0 (stationary start), y_t = r y_{t-1} + c w_t
-        zi = ((1.0 - c) * w[..., i, :1])
-        out[..., i, :], _ = lfilter([c], [1.0, -r], w[..., i, :], axis=-1, zi=zi)
+    out = ar1_filter(w, rho.detach().double().cpu().numpy())
     noise = torch.from_numpy(out).to(device=std.device, dtype=torch.float32)
     return (noise * std[:, None].float()).transpose(-1, -2)
 
@@ -298,16 +304,17 @@ class REGNN(nn.Module):
     # -- inference ------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int = 10,
-                 sigma: float = 0.6, noise: str = "residual",
-                 generator: torch.Generator | None = None, noise_scale: float = 1.0
+                 sigma: float | None = None, noise: str | None = None,
+                 generator: torch.Generator | None = None, noise_scale: float | None = None
                  ) -> tuple[torch.Tensor, InverseInfo]:
         """Whole clips ``(N, T, F)`` -> ``(N, K, T, 25)``: window, pick a component per
-        reaction, add ``ε`` (module doc), decode, stitch the windows."""
+        reaction, add ``ε`` (module doc), decode, stitch the windows. Unset sampling settings
+        are :class:`regnn.config.GenerateConfig`'s (a run's module passes its own)."""
         ref = face if face is not None else audio
         if ref is None:
             raise ConfigError("generate needs the speaker's face or audio features")
-        if noise not in NOISE_MODES:
-            raise ConfigError(f"unknown noise mode {noise!r}; expected one of {NOISE_MODES}")
+        gcfg = GenerateConfig().resolve(sigma=sigma, noise=noise, noise_scale=noise_scale)
+        sigma, noise, noise_scale = gcfg.sigma, gcfg.noise, gcfg.noise_scale
         N, T = ref.shape[:2]
         D, stride = self.cfg.window, self.cfg.stride
         fw = make_windows(face, D, stride) if face is not None else None  # (N, W, D, F)

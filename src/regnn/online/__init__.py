@@ -7,6 +7,22 @@
   WebSocket server of ``regnn serve`` and its JSON protocol (docs/online.md).
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
 from regnn.online.stream import ReactionStream
 
-__all__ = ["ReactionStream"]
+__all__ = ["ReactionStream", "open_stream"]
+
+
+def open_stream(model: Any, k: int = 1, seed: int = 0, **options: Any) -> ReactionStream:
+    """The :class:`ReactionStream` of ``k`` reactions of an online REGNN (a run folder, a loaded
+    online run or an ``OnlineREGNN``); ``options`` are those of
+    :func:`regnn.online.model.open_stream` (loaded on first use: it needs torch)."""
+    from regnn.online.model import open_stream as _open
+
+    if isinstance(model, str):
+        model = Path(model)
+    return _open(model, k, seed, **options)

@@ -63,8 +63,8 @@ def evaluate_online(online_run: str | Path, data: str | Path, split: str = "test
     """Score an online run (and optionally an offline one) on ``split``; see module doc."""
     from regnn.data.react import ReactSplit
     from regnn.metrics import compute_all
+    from regnn.models.runs import load_module
     from regnn.online.model import OnlineREGNNModule
-    from regnn.train import load_module
 
     online = load_module(online_run)
     if not isinstance(online, OnlineREGNNModule):

@@ -44,11 +44,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from regnn.config import NOISE_MODES, GenerateConfig, ModelConfig
+from regnn.config import GenerateConfig, ModelConfig
 from regnn.errors import ConfigError
 from regnn.models.invertible import InverseInfo
 from regnn.models.module import ReactionModule
-from regnn.models.regnn import REGNN
+from regnn.models.regnn import REGNN, ar1_filter, sample_noise
 from regnn.online.stream import ChunkedStream
 from regnn.schema import NUM_ATTRIBUTES, clip_to_ranges
 
@@ -133,10 +133,10 @@ class OnlineREGNN(nn.Module):
                noise: str | None = None, generator: torch.Generator | None = None,
                smooth: bool = True, postprocess: bool = True,
                noise_scale: float | None = None) -> REGNNStream:
-        """A :class:`REGNNStream`; unset sampling settings take the defaults of
-        :class:`regnn.config.GenerateConfig`."""
-        return REGNNStream(self, k, seed, sigma, noise, generator, smooth, postprocess,
-                           noise_scale)
+        """A :class:`REGNNStream` (:func:`open_stream`); unset sampling settings take the
+        defaults of :class:`regnn.config.GenerateConfig`."""
+        return open_stream(self, k, seed, sigma=sigma, noise=noise, noise_scale=noise_scale,
+                           generator=generator, smooth=smooth, postprocess=postprocess)
 
     @torch.no_grad()
     def generate(self, face: torch.Tensor | np.ndarray | None,
@@ -178,36 +178,19 @@ class REGNNStream(ChunkedStream):
     attribute ranges and renormalises the expression probabilities of the emitted frames.
     """
 
-    def __init__(self, model: OnlineREGNN | OnlineREGNNModule | str | Path, k: int = 1,
-                 seed: int = 0, sigma: float | None = None, noise: str | None = None,
+    def __init__(self, model: OnlineREGNN, k: int = 1,
+                 sampling: GenerateConfig | None = None, seed: int = 0,
                  generator: torch.Generator | None = None, smooth: bool = True,
-                 postprocess: bool = True, noise_scale: float | None = None) -> None:
-        if isinstance(model, str | Path):
-            from regnn.train import load_module
-
-            model = load_module(model)
-        if isinstance(model, OnlineREGNNModule):
-            gen_cfg = model.config.generate
-            sigma = gen_cfg.sigma if sigma is None else sigma
-            noise = gen_cfg.noise if noise is None else noise
-            noise_scale = gen_cfg.noise_scale if noise_scale is None else noise_scale
-            model = model.online
-        defaults = GenerateConfig()  # a bare model: the default sampling settings
-        noise_scale = defaults.noise_scale if noise_scale is None else noise_scale
+                 postprocess: bool = True) -> None:
         if not isinstance(model, OnlineREGNN):
             raise ConfigError(f"a REGNN stream needs an online model (regnn train --online), "
                               f"got {type(model).__name__}")
-        sigma = defaults.sigma if sigma is None else sigma
-        noise = defaults.noise if noise is None else noise
+        sampling = GenerateConfig() if sampling is None else sampling
         cfg = model.net.cfg
         super().__init__(k, model.graph, model.hop, cfg.face_dim,
                          cfg.audio_dim if cfg.use_audio else 0)
-        if noise not in NOISE_MODES:
-            raise ConfigError(f"unknown noise mode {noise!r}; expected one of {NOISE_MODES}")
-        if sigma < 0:
-            raise ConfigError(f"sigma must be >= 0, got {sigma}")
-        self.model, self.sigma, self.noise = model, float(sigma), noise
-        self.noise_scale = float(noise_scale)
+        self.model, self.sigma, self.noise = model, float(sampling.sigma), sampling.noise
+        self.noise_scale = float(sampling.noise_scale)
         self.use_face = cfg.use_face
         self.smooth, self.postprocess = smooth, postprocess
         self.generator = generator if generator is not None else \
@@ -229,24 +212,17 @@ class REGNNStream(ChunkedStream):
         return {**super().describe(), "sigma": self.sigma, "lag": self.model.lag}
 
     def _new_noise(self, frames: int) -> torch.Tensor:
+        """``(K, I, frames)`` noise of the next frames, by the offline model's noise functions
+        (:func:`~regnn.models.regnn.ar1_filter` continued from the last value, or
+        :func:`~regnn.models.regnn.sample_noise` bounded per chunk)."""
+        if self.noise != "residual":
+            return sample_noise((self.k, NUM_ATTRIBUTES, frames), self.sigma, self.noise,
+                                self.generator, torch.device("cpu"), reduce_dims=(1, 2))
         eps = torch.randn((self.k, NUM_ATTRIBUTES, frames), generator=self.generator)
-        if self.noise == "residual":  # the AR(1) of regnn.models.regnn.ar1_noise, continued
-            std, rho = self.model.net.residual_noise()
-            rho = rho[None].double()
-            gain = (1.0 - rho * rho).clamp_min(0).sqrt()
-            out = torch.empty_like(eps, dtype=torch.float64)
-            prev = eps[:, :, 0].double() if self._ar is None else self._ar
-            for t in range(frames):
-                prev = eps[:, :, t].double() if (self._ar is None and t == 0) else \
-                    rho * prev + gain * eps[:, :, t].double()
-                out[:, :, t] = prev
-            self._ar = prev
-            return (out * (std * self.noise_scale)[None, :, None].double()).float()
-        if self.noise == "gaussian":
-            return eps * self.sigma
-        limit = self.sigma**0.5  # the model's "scaled" noise, bounded per chunk
-        peak = eps.abs().amax(dim=(1, 2), keepdim=True)
-        return eps * torch.clamp(limit / peak, max=1.0)
+        std, rho = self.model.net.residual_noise()
+        out = ar1_filter(eps.double().numpy(), rho.double().cpu().numpy(), self._ar)
+        self._ar = out[..., -1]
+        return (torch.from_numpy(out) * (std * self.noise_scale)[None, :, None].double()).float()
 
     def _advance_noise(self) -> torch.Tensor:
         D, H = self.context, self.hop
@@ -292,16 +268,41 @@ class OnlineREGNNModule(ReactionModule):
     def stream(self, k: int = 1, seed: int = 0, sigma: float | None = None,
                generator: torch.Generator | None = None, smooth: bool = True
                ) -> REGNNStream:
-        """A new :class:`REGNNStream` with the run's noise mode and σ (unless given)."""
-        g = self.config.generate
-        return self.online.stream(k, seed, g.sigma if sigma is None else sigma, g.noise,
-                                  generator, smooth, noise_scale=g.noise_scale)
+        """A new :class:`REGNNStream` with the run's sampling settings (unless given)."""
+        return open_stream(self, k, seed, sigma=sigma, generator=generator, smooth=smooth)
 
     def generate_clips(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int,
-                       sigma: float, generator: torch.Generator | None = None
+                       sigma: float | None = None, generator: torch.Generator | None = None,
+                       *, noise: str | None = None, noise_scale: float | None = None
                        ) -> tuple[torch.Tensor, InverseInfo]:
-        g = self.config.generate
-        pred, info = self.online.generate(face, audio, k, sigma, g.noise, generator,
+        g = self.sampling(sigma=sigma, noise=noise, noise_scale=noise_scale)
+        pred, info = self.online.generate(face, audio, k, g.sigma, g.noise, generator,
                                           noise_scale=g.noise_scale)
         self.inverse_info = self.inverse_info.merge(info)
         return torch.from_numpy(pred), info
+
+
+def open_stream(model: OnlineREGNN | OnlineREGNNModule | str | Path, k: int = 1,
+                seed: int = 0, *, sigma: float | None = None, noise: str | None = None,
+                noise_scale: float | None = None, generator: torch.Generator | None = None,
+                smooth: bool = True, postprocess: bool = True, checkpoint: str = "best"
+                ) -> REGNNStream:
+    """The stream of ``k`` reactions of an online REGNN: ``model`` is an
+    :class:`OnlineREGNN` (default sampling settings), a loaded online run
+    (:class:`OnlineREGNNModule`, the run's ``generate`` settings) or a run folder (loaded,
+    ``checkpoint`` best or last); ``sigma``/``noise``/``noise_scale`` replace the settings
+    they name."""
+    if isinstance(model, str | Path):
+        from regnn.models.runs import load_module
+
+        model = load_module(model, checkpoint)
+    if isinstance(model, OnlineREGNNModule):
+        base, net = model.config.generate, model.online
+    elif isinstance(model, OnlineREGNN):
+        base, net = GenerateConfig(), model
+    else:
+        raise ConfigError(f"a REGNN stream needs an online model (regnn train --online), "
+                          f"got {type(model).__name__}")
+    sampling = base.resolve(sigma=sigma, noise=noise, noise_scale=noise_scale)
+    return REGNNStream(net, k, sampling, seed=seed, generator=generator, smooth=smooth,
+                       postprocess=postprocess)

@@ -41,22 +41,13 @@ NUM = schema.NUM_ATTRIBUTES
 class ReactionStream(ABC):
     """Interface of a streaming reaction generator (see the module docstring).
 
-    ``ReactionStream(model, k=3, seed=0)`` itself builds the stream of an online REGNN:
-    ``model`` is an :class:`~regnn.online.model.OnlineREGNN`, a loaded online run
-    (:class:`~regnn.online.model.OnlineREGNNModule`) or the path of a run folder; the other
-    arguments are those of :class:`~regnn.online.model.REGNNStream`.
+    :func:`regnn.online.open_stream` builds the stream of an online REGNN from a run folder, a
+    loaded online run or an :class:`~regnn.online.model.OnlineREGNN`.
     """
 
     k: int
     fps: int = schema.FPS
     uses_audio: bool = True
-
-    def __new__(cls, *args: object, **kwargs: object) -> ReactionStream:
-        if cls is ReactionStream:  # the interface called as a constructor: the REGNN stream
-            from regnn.online.model import REGNNStream
-
-            return super().__new__(REGNNStream)
-        return super().__new__(cls)
 
     @abstractmethod
     def push(self, face_frames: np.ndarray, audio_samples: np.ndarray | None = None,

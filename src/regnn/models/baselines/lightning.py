@@ -30,8 +30,8 @@ from regnn.errors import ConfigError
 from regnn.models.baselines.huang import HuangCGAN
 from regnn.models.baselines.l2l import LearningToListen
 from regnn.models.baselines.unet import UNet1D
+from regnn.models.invertible import InverseInfo
 from regnn.models.module import ReactionModule, REGNNModule
-from regnn.models.motor import InverseInfo
 
 
 class BaselineModule(ReactionModule):
@@ -43,9 +43,11 @@ class BaselineModule(ReactionModule):
         return batch["reactions"][:, 0]
 
     def generate_clips(self, face: torch.Tensor | None, audio: torch.Tensor | None, k: int,
-                       sigma: float, generator: torch.Generator | None = None
+                       sigma: float | None = None, generator: torch.Generator | None = None,
+                       *, noise: str | None = None, noise_scale: float | None = None
                        ) -> tuple[torch.Tensor, InverseInfo]:
-        """``(N, K, T, 25)`` reactions; ``sigma`` does not apply to these systems."""
+        """``(N, K, T, 25)`` reactions; the latent-noise settings do not apply to these
+        systems (they sample their own way)."""
         m = self.config.model
         pred = self.model.generate(face if m.use_face else None,
                                    audio if m.use_audio else None, k, generator)
