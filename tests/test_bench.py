@@ -11,7 +11,7 @@ import pytest
 
 from regnn.bench import runner
 from regnn.bench.runner import REFERENCES
-from regnn.bench.scoring import METRICS
+from regnn.metrics.catalogue import PAPER_ORDER as METRICS
 
 TINY_BUDGET = {
     "config": "demo",

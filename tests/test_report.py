@@ -15,9 +15,9 @@ from PIL import Image
 from regnn.cli import main
 from regnn.data.react import ReactSplit
 from regnn.errors import ConfigError, DataError
-from regnn.render.inputs import load_prediction, read_scores
 from regnn.render.video import probe_video
 from regnn.report import ReportOptions, choose_items, write_report
+from regnn.results import load_prediction, read_scores
 from regnn.schema import CLIP_FRAMES, FPS, clip_to_ranges
 from regnn.utils.io import save_npy, write_json
 

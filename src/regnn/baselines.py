@@ -27,7 +27,8 @@ import numpy as np
 
 from regnn import schema
 from regnn.errors import ConfigError
-from regnn.utils.io import save_npy, write_json
+from regnn.results import save_prediction
+from regnn.utils.io import write_json
 
 if TYPE_CHECKING:
     from regnn.data.react import ReactSplit
@@ -125,7 +126,7 @@ def write_baseline(name: str, root: str | Path, split: str, out_dir: str | Path,
 
         items = tqdm(items, desc=f"baseline {name}", unit="item", leave=False)
     for i in items:
-        save_npy(out / split / f"{ds.items[i].speaker_path}.npy", pred[i])
+        save_prediction(out, split, ds.items[i].speaker_path, pred[i])
     summary = {"baseline": name, "split": split, "items": len(ds), "K": samples,
                "seed": seed, "data": str(Path(root).resolve())}
     write_json(out / "baseline.json", summary)

@@ -1,13 +1,9 @@
 """Scoring a folder of predictions with the REACT metrics (``regnn evaluate``).
 
-Predictions are read in either layout, per mirrored item of the split:
-
-* regnn's: ``PRED/<split>/<speaker_path>.npy``, one float32 array (K, T, 25);
-* the official REGNN/REACT tools': ``<speaker_path>/result-<j>.pth`` under ``PRED/<split>/``
-  or ``PRED/``, each a torch tensor holding one prediction (T, 25) (or (1, T, 25)).
-
-Every item must be present with the same K and shape (K, 750, 25) and finite values;
-otherwise :class:`~regnn.errors.DataError` lists the first offenders. The scores, the item
+Predictions are read in either layout of :mod:`regnn.results` (regnn's ``.npy`` or the
+official tools' ``result-<j>.pth``) by :func:`regnn.results.load_predictions`: every item
+must be present with the same K and shape (K, 750, 25) and finite values; otherwise
+:class:`~regnn.errors.DataError` lists the first offenders. The scores, the item
 count, K, the dataset, the code version and the timings are written to ``PRED/scores.json``
 (or ``out``), atomically.
 
@@ -19,7 +15,6 @@ under ``"fid"`` (:mod:`regnn.metrics.fid`); without it nothing changes.
 from __future__ import annotations
 
 import hashlib
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,115 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from regnn import __version__, schema
-from regnn.errors import DataError
+from regnn import __version__
 from regnn.metrics import FID_KEY, HIGHER_IS_BETTER, METRIC_KEYS, better_word, compute_all
+from regnn.results import SCORES_FILE, load_predictions
 from regnn.utils.io import write_json
 
 if TYPE_CHECKING:
     from regnn.metrics.fid import FIDSettings, InceptionFeatures, LoadedInception
-
-_RESULT = re.compile(r"result-(\d+)\.pth$")
-MAX_LISTED = 5
-
-
-def _load_pth_folder(folder: Path) -> np.ndarray:
-    import torch
-
-    files = sorted((int(m.group(1)), p) for p in folder.iterdir()
-                   if (m := _RESULT.search(p.name)))
-    arrays = []
-    for _, path in files:
-        try:
-            value = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a corrupt file
-            raise DataError(f"cannot read prediction: {exc}", path=path) from exc
-        arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value,
-                         dtype=np.float32)
-        if arr.ndim == 3 and arr.shape[0] == 1:
-            arr = arr[0]
-        arrays.append(arr)
-    shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise DataError(f"result-<j>.pth files of different shapes {sorted(shapes)}",
-                        path=folder, kind="bad-shape")
-    return np.stack(arrays)
-
-
-def find_prediction(pred_dir: Path, split: str, speaker_path: str) -> Path | None:
-    """The file or folder holding one item's predictions, or None."""
-    npy = pred_dir / split / f"{speaker_path}.npy"
-    if npy.is_file():
-        return npy
-    for base in (pred_dir / split, pred_dir):
-        folder = base / speaker_path
-        if folder.is_dir() and any(_RESULT.search(p.name) for p in folder.iterdir()):
-            return folder
-    return None
-
-
-def load_predictions(pred_dir: str | Path, split: str, speaker_paths: list[str], *,
-                     frames: int = schema.CLIP_FRAMES, progress: bool = False) -> np.ndarray:
-    """(N, K, frames, 25) float32 predictions of the items, in item order; refuses (with
-    the first few offenders listed) missing items, wrong shapes, unequal K, non-finite
-    values."""
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise DataError("predictions folder does not exist", path=pred_dir,
-                        kind="missing-file")
-    missing: list[str] = []
-    bad: list[str] = []
-    out: np.ndarray | None = None  # filled item by item: one copy of the predictions in memory
-    k_of: dict[int, int] = {}
-    paths = speaker_paths
-    if progress:
-        from tqdm import tqdm
-
-        paths = tqdm(speaker_paths, desc="loading predictions", unit="item", leave=False)
-    for idx, sp in enumerate(paths):
-        where = find_prediction(pred_dir, split, sp)
-        if where is None:
-            missing.append(sp)
-            continue
-        if where.suffix == ".npy":
-            try:
-                arr = np.load(where, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                bad.append(f"{where}: unreadable ({exc})")
-                continue
-        else:
-            arr = _load_pth_folder(where)
-        if arr.ndim != 3 or arr.shape[1:] != (frames, schema.NUM_ATTRIBUTES) or arr.shape[0] < 1:
-            bad.append(f"{where}: shape {tuple(arr.shape)}, expected (K, {frames}, "
-                       f"{schema.NUM_ATTRIBUTES})")
-            continue
-        if not np.isfinite(arr).all():
-            bad.append(f"{where}: non-finite values")
-            continue
-        k_of[idx] = arr.shape[0]
-        if out is None:
-            out = np.empty((len(speaker_paths),) + arr.shape, dtype=np.float32)
-        if arr.shape[0] == out.shape[1]:
-            out[idx] = arr
-    if missing:
-        listed = "; ".join(missing[:MAX_LISTED])
-        raise DataError(
-            f"{len(missing)} of {len(speaker_paths)} items have no predictions (looked for "
-            f"{split}/<speaker_path>.npy and <speaker_path>/result-<j>.pth); first: {listed}",
-            path=pred_dir, kind="missing-file")
-    if not bad and len(set(k_of.values())) > 1:
-        counts: dict[int, int] = {}
-        for k in k_of.values():
-            counts[k] = counts.get(k, 0) + 1
-        common = max(counts, key=lambda k: counts[k])
-        bad = [f"{pred_dir / split / speaker_paths[i]}: K = {k}, most items have K = {common}"
-               for i, k in k_of.items() if k != common]
-    if bad:
-        raise DataError(f"{len(bad)} prediction(s) refused; first: " + "; ".join(bad[:MAX_LISTED]),
-                        path=pred_dir, kind="bad-shape")
-    if out is None:
-        raise DataError(f"split {split!r} has no items to evaluate", path=pred_dir)
-    return out
 
 
 def _git_commit() -> str | None:
@@ -256,7 +149,7 @@ def evaluate_predictions(
     if fid_result is not None:
         result["fid"] = fid_result
     if write:
-        target = Path(out) if out is not None else Path(pred_dir) / "scores.json"
+        target = Path(out) if out is not None else Path(pred_dir) / SCORES_FILE
         write_json(target, result)
         result["written_to"] = str(target)
     return result
@@ -325,6 +218,6 @@ def evaluate_with_references(root: str | Path, split: str, pred_dir: str | Path,
         rows[name] = compute_all(refs, speakers, listeners, nb)
     if write:
         result["references"] = {name: s for name, s in rows.items() if name != "REGNN"}
-        write_json(Path(pred_dir) / "scores.json", result)
+        write_json(Path(pred_dir) / SCORES_FILE, result)
     return rows
 

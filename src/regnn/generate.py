@@ -22,8 +22,9 @@ from tqdm import tqdm
 from regnn import mkl
 from regnn.errors import ConfigError
 from regnn.models.invertible import InverseInfo
+from regnn.results import GENERATION_FILE, save_prediction
 from regnn.schema import binarize_aus, clip_to_ranges
-from regnn.utils.io import save_npy, write_json
+from regnn.utils.io import write_json
 
 
 def item_generator(seed: int, index: int) -> torch.Generator:
@@ -76,7 +77,7 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
         model_s += time.perf_counter() - t1
         info = info.merge(inf)
         arr = postprocess(pred[0].float().numpy(), binarize)
-        save_npy(out / split / f"{ds.items[i].speaker_path}.npy", arr.astype(np.float32))
+        save_prediction(out, split, ds.items[i].speaker_path, arr)
     wall = time.perf_counter() - t0
     summary = {
         "run": str(run_dir), "data": str(root), "split": split, "items": n,
@@ -94,5 +95,5 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
             "converged": info.converged,
         },
     }
-    write_json(out / "generation.json", summary)
+    write_json(out / GENERATION_FILE, summary)
     return summary

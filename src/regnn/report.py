@@ -28,11 +28,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from regnn.errors import ConfigError
-from regnn.render.inputs import (
-    METRICS,
+from regnn.render.inputs import find_training_logs
+from regnn.results import (
+    METRIC,
+    PAPER_ORDER,
     PAPER_REGNN,
+    SCORES_FILE,
     Scores,
-    find_training_logs,
     load_prediction,
     read_scores,
 )
@@ -169,7 +171,7 @@ def build_report_html(ds: Split, split: str, run_dir: str | Path | None,
     # ---- metrics -----------------------------------------------------------------------
     scores: Scores | None = None
     if pred_dir is not None:
-        scores = read_scores(Path(pred_dir) / "scores.json")
+        scores = read_scores(Path(pred_dir) / SCORES_FILE)
     metrics_html = _metrics_section(scores, pred_dir)
 
     # ---- training curves -----------------------------------------------------------------
@@ -285,14 +287,16 @@ def _metrics_section(scores: Scores | None, pred_dir: str | Path | None) -> str:
         return _missing(f"No metrics: {where}. Run `regnn evaluate` to compute them.")
     refs = scores.references
     rows = []
-    for name, higher, meaning in METRICS:
+    for name in PAPER_ORDER:
+        m = METRIC[name]
         v = scores.values.get(name)
         ref_cells = "".join(f'<td class="num">{_fmt(r.get(name))}</td>' for r in refs.values())
         rows.append(
             f'<tr><th>{name}</th><td class="num">{_fmt(v)}</td>'
-            f'<td class="dir">{"&uarr; higher" if higher else "&darr; lower"}</td>'
-            f'{ref_cells}'
-            f'<td class="num">{_fmt(PAPER_REGNN.get(name))}</td><td>{_esc(meaning)}</td></tr>'
+            f'<td class="dir">{"&uarr; higher" if m.better == "higher" else "&darr; lower"}'
+            f'</td>{ref_cells}'
+            f'<td class="num">{_fmt(PAPER_REGNN.get(name))}</td>'
+            f'<td>{_esc(m.family + ": " + m.description)}</td></tr>'
         )
     ref_head = "".join(f"<th>{_esc(r)}</th>" for r in refs)
     extras = ""

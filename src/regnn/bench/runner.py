@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from regnn.errors import ConfigError, DataError
+from regnn.errors import ConfigError
 from regnn.models.variants import BASELINES, VARIANTS, resolve
 from regnn.utils.io import write_json
 
@@ -77,17 +77,11 @@ class _SplitData:
         return self._train
 
     def load_predictions(self, pred_dir: Path, k: int) -> np.ndarray:
-        arrs = []
-        for item in self.ds.items:
-            path = pred_dir / self.ds.split / f"{item.speaker_path}.npy"
-            if not path.is_file():
-                raise DataError("prediction missing", path=path, kind="missing-file")
-            a = np.load(path)
-            if a.shape != (k, *self.listeners.shape[1:]):
-                raise DataError(f"prediction of shape {a.shape}, expected "
-                                f"{(k, *self.listeners.shape[1:])}", path=path, kind="bad-shape")
-            arrs.append(a)
-        return np.stack(arrs).astype(np.float32)
+        from regnn.results import load_predictions
+
+        return load_predictions(pred_dir, self.ds.split,
+                                [it.speaker_path for it in self.ds.items],
+                                frames=self.listeners.shape[1], k=k)
 
 
 def _score_job(data: _SplitData, pred: np.ndarray) -> tuple[dict[str, Any], float]:
@@ -109,7 +103,9 @@ def run_system(system: str, seed: int, data_root: Path, out: Path, data: _SplitD
     if done.is_file():
         import json
 
-        return {**json.loads(done.read_text("utf-8")), "skipped": True}
+        from regnn.bench.scoring import canonical_record
+
+        return {**canonical_record(json.loads(done.read_text("utf-8"))), "skipped": True}
     config = bench_config(system, budget, threads)
     run_dir, pred_dir = job / "train", job / "pred"
     t0 = time.perf_counter()
@@ -148,7 +144,9 @@ def run_reference(name: str, seed: int, out: Path, data: _SplitData, k: int) -> 
     if done.is_file():
         import json
 
-        return {**json.loads(done.read_text("utf-8")), "skipped": True}
+        from regnn.bench.scoring import canonical_record
+
+        return {**canonical_record(json.loads(done.read_text("utf-8"))), "skipped": True}
     pred = reference_predictions(name, data, k, seed)
     scores, t_score = _score_job(data, pred)
     record = {"system": name, "seed": seed, "budget": "none", **scores, "train_s": 0.0,

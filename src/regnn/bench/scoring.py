@@ -1,7 +1,8 @@
-"""Scoring a system's predictions with every REACT metric (``react-protocol.md`` section 4).
+"""Scoring a system's predictions with every metric (``react-protocol.md`` section 4).
 
-:func:`score` calls :func:`regnn.metrics.compute_all` and names the results as the paper's
-tables do (TLCC is the paper's "Synchrony").
+:func:`score` calls :func:`regnn.metrics.compute_all`; the bench's columns are the paper's
+(:data:`regnn.metrics.catalogue.PAPER_ORDER`) then this project's additions, under the
+catalogue's keys (tables print the paper's names, e.g. "Synchrony" for TLCC).
 """
 
 from __future__ import annotations
@@ -10,17 +11,13 @@ from typing import Any
 
 import numpy as np
 
-METRICS = ("FRDist", "FRCorr", "PCC", "FRRea", "FRVar", "FRDvs", "FRDiv", "Synchrony")
+from regnn.metrics.catalogue import METRICS as _CATALOGUE
+from regnn.metrics.catalogue import PAPER_ORDER, canonical
+
+#: the paper's Table I / II columns
+METRICS: tuple[str, ...] = PAPER_ORDER
 #: this project's additions (regnn.metrics.coverage): not in the paper's tables
-EXTRA = ("Jitter", "FRDivRatio", "FRCov")
-LOWER_IS_BETTER = {"FRDist", "FRRea", "Synchrony"}
-CLOSEST_TO_ONE = {"Jitter", "FRDivRatio"}
-FAMILIES = {
-    "appropriateness": ("FRDist", "FRCorr", "PCC"),
-    "diversity": ("FRVar", "FRDvs", "FRDiv"),
-    "realism": ("FRRea",),
-    "synchrony": ("Synchrony",),
-}
+EXTRA: tuple[str, ...] = tuple(m.key for m in _CATALOGUE if not m.react)
 
 
 def score(pred: np.ndarray, speakers: np.ndarray, listeners: np.ndarray,
@@ -31,13 +28,13 @@ def score(pred: np.ndarray, speakers: np.ndarray, listeners: np.ndarray,
     pred = np.asarray(pred, dtype=np.float32)
     out = dict(compute_all(pred, speakers, listeners, neighbours))
     out["engine"] = "regnn.metrics"
-    return _canonical(out)
+    return canonical_record(out)
 
 
-def _canonical(out: dict[str, Any]) -> dict[str, Any]:
-    aliases = {"FRC": "FRCorr", "FRD": "FRDist", "S-MSE": "FRDiv", "TLCC": "Synchrony",
-               "FRSyn": "Synchrony"}
-    res: dict[str, Any] = {aliases.get(k, k): v for k, v in out.items()}
+def canonical_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with metric names as catalogue keys (records of older runs said
+    ``Synchrony``) and every bench column present (NaN where not measured)."""
+    res: dict[str, Any] = {(canonical(k) or k): v for k, v in record.items()}
     for m in (*METRICS, *EXTRA):
         res.setdefault(m, float("nan"))
     return res

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from regnn.bench.scoring import CLOSEST_TO_ONE, EXTRA, FAMILIES, LOWER_IS_BETTER, METRICS
+from regnn.bench.scoring import EXTRA, METRICS
+from regnn.metrics.catalogue import METRIC, family_keys
+from regnn.results import PAPER_TABLE1, PAPER_TABLE2
 from regnn.utils.io import atomic_path, write_text
 
 TABLE1_ROWS: tuple[tuple[str, str], ...] = (
@@ -30,7 +32,7 @@ MULTI_ROWS: tuple[tuple[str, str], ...] = (
     ("huang-s", "Huang et al. (S) cGAN"), ("huang-c", "Huang et al. (C) cGAN"),
     ("unet", "UNet"), ("l2l", "Ng et al. (VQ-VAE)"),
 )
-MULTI_METRICS = ("FRCorr", "FRDist", "FRDiv", "Synchrony", *EXTRA)
+MULTI_METRICS = ("FRCorr", "FRDist", "FRDiv", "TLCC", *EXTRA)
 TABLE2_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Modalities", (("face-only", "Video"), ("audio-only", "Audio"),
                     ("regnn", "Audio+Video"))),
@@ -39,26 +41,13 @@ TABLE2_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Edge feature", (("no-mefl", "Without MEFL"), ("regnn", "With MEFL"))),
 )
 
-# The paper's published numbers (REACT NoXI + RECOLA test set), in METRICS order.
-PAPER_TABLE1: dict[str, tuple[float, ...]] = {
-    "huang-s": (14.91, 0.023, 0.045, 42.44, 0.092, 0.186, 0.181, 42.83),
-    "huang-c": (11.99, 0.035, 0.058, 32.53, 0.054, 0.114, 0.102, 43.83),
-    "unet": (8.31, 0.067, 0.141, 23.81, 0.015, 0.049, 0.0, 40.19),
-    "l2l": (10.36, 0.082, 0.146, 27.33, 0.075, 0.064, 0.061, 39.22),
-    "regnn": (7.62, 0.106, 0.153, 21.58, 0.077, 0.121, 0.048, 38.76),
-}
-PAPER_TABLE2: dict[str, tuple[float, ...]] = {
-    "face-only": (8.33, 0.101, 0.129, 24.97, 0.013, 0.026, 0.052, 38.62),
-    "audio-only": (8.81, 0.031, 0.062, 30.54, 0.023, 0.047, 0.081, 40.33),
-    "no-afrdl": (11.6, 0.048, 0.070, 29.71, 0.075, 0.128, 0.076, 42.43),
-    "iresnet-motor": (15.52, 0.051, 0.077, 35.20, 0.090, 0.193, 0.169, 42.12),
-    "no-mefl": (8.97, 0.045, 0.096, 20.33, 0.031, 0.110, 0.062, 38.91),
-    "regnn": PAPER_TABLE1["regnn"],
-}
-DIGITS = {"FRDist": 2, "FRCorr": 3, "PCC": 3, "FRRea": 2, "FRVar": 3, "FRDvs": 3, "FRDiv": 3,
-          "Synchrony": 2, "Jitter": 2, "FRDivRatio": 2, "FRCov": 2}
-ARROW = {m: "→1" if m in CLOSEST_TO_ONE else "↓" if m in LOWER_IS_BETTER else "↑"
-         for m in (*METRICS, *EXTRA)}
+DIGITS = {m: METRIC[m].digits for m in (*METRICS, *EXTRA)}
+ARROW = {m: METRIC[m].arrow for m in (*METRICS, *EXTRA)}
+FAMILIES = {f: family_keys(f) for f in ("appropriateness", "diversity", "realism", "synchrony")}
+
+
+def _head(metrics: tuple[str, ...]) -> str:
+    return " | ".join(f"{METRIC[m].title} {ARROW[m]}" for m in metrics)
 
 
 def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -97,7 +86,7 @@ def _paper_row(values: tuple[float, ...]) -> list[str]:
 
 
 def table1_markdown(summary: pd.DataFrame, header: str) -> str:
-    head = "| method | " + " | ".join(f"{m} {ARROW[m]}" for m in METRICS) + " |"
+    head = "| method | " + _head(METRICS) + " |"
     sep = "|---|" + "---|" * len(METRICS)
     lines = [header, "", "### This run", "", head, sep]
     for key, label in TABLE1_ROWS:
@@ -114,7 +103,7 @@ def table1_markdown(summary: pd.DataFrame, header: str) -> str:
 
 
 def table2_markdown(summary: pd.DataFrame, header: str) -> str:
-    head = "| study | variant | " + " | ".join(f"{m} {ARROW[m]}" for m in METRICS) + " |"
+    head = "| study | variant | " + _head(METRICS) + " |"
     sep = "|---|---|" + "---|" * len(METRICS)
     lines = [header, "", "### This run", "", head, sep]
     for group, rows in TABLE2_GROUPS:
@@ -133,7 +122,7 @@ def multi_markdown(summary: pd.DataFrame, header: str) -> str:
     """The multiple-reactions table: appropriateness beside regnn's Jitter, FRDivRatio and
     FRCov (closest to 1 is best for the first two), for every system and reference run."""
     m = MULTI_METRICS
-    head = "| system | " + " | ".join(f"{x} {ARROW[x]}" for x in m) + " |"
+    head = "| system | " + _head(m) + " |"
     lines = [header, "", head, "|---|" + "---|" * len(m)]
     rows = [r for r in MULTI_ROWS if r[0] in summary.index]
     rows += [r for r in REFERENCE_ROWS if r[0] in summary.index]
@@ -157,7 +146,7 @@ def claims(summary: pd.DataFrame) -> list[dict[str, Any]]:
         if va is None or vb is None:
             holds = None
         else:
-            holds = va < vb if metric in LOWER_IS_BETTER else va > vb
+            holds = va < vb if METRIC[metric].better == "lower" else va > vb
         out.append({"claim": claim, "metric": metric, "system": a, "versus": b, "value": va,
                     "versus_value": vb, "holds": holds})
 
@@ -184,7 +173,7 @@ def claims_markdown(items: list[dict[str, Any]], header: str) -> str:
         v = "n/a" if c["value"] is None else f"{c['value']:.{d}f}"
         w = "n/a" if c["versus_value"] is None else f"{c['versus_value']:.{d}f}"
         verdict = {True: "yes", False: "**no**", None: "not measured"}[c["holds"]]
-        lines.append(f"| {c['claim']} | {c['metric']} {ARROW[c['metric']]} | {v} | "
+        lines.append(f"| {c['claim']} | {METRIC[c['metric']].title} {ARROW[c['metric']]} | {v} | "
                      f"{w} ({c['versus']}) | {verdict} |")
     return "\n".join(lines) + "\n"
 
@@ -212,7 +201,7 @@ def bar_charts(summary: pd.DataFrame, out: Path) -> list[Path]:
             ax.bar(range(len(systems)), np.nan_to_num(means), yerr=stds, color=colors,
                    capsize=2)
             ax.set_xticks(range(len(systems)), systems, rotation=60, ha="right", fontsize=8)
-            ax.set_title(f"{m} {ARROW[m]}" + (" (not measured)" if all(
+            ax.set_title(f"{METRIC[m].title} {ARROW[m]}" + (" (not measured)" if all(
                 math.isnan(v) for v in means) else ""))
         fig.suptitle(f"{family}: mean ± std over seeds (red: REGNN, grey: references)")
         fig.tight_layout()

@@ -109,12 +109,12 @@ def run(args: argparse.Namespace) -> int:
 def print_table(rows: dict[str, dict]) -> None:
     """The REACT metrics, then this project's additions (Jitter, FRDivRatio: closest to 1 is
     best, marked ~)."""
-    from regnn.metrics import HIGHER_IS_BETTER
+    from regnn.results import METRIC
 
     keys = ["FRCorr", "FRDist", "PCC", "FRDiv", "FRVar", "FRDvs", "TLCC", "FRRea",
             "Jitter", "FRDivRatio", "FRCov"]
-    arrows = {True: "^", False: "v", None: "~"}
-    print("  " + f"{'system':<9}" + "".join(f"{k + arrows[HIGHER_IS_BETTER[k]]:>12}"
+    arrows = {"higher": "^", "lower": "v", "one": "~"}
+    print("  " + f"{'system':<9}" + "".join(f"{k + arrows[METRIC[k].better]:>12}"
                                             for k in keys))
     for name, s in rows.items():
         print("  " + f"{name:<9}" + "".join(f"{s.get(k, float('nan')):>12.3f}" for k in keys))

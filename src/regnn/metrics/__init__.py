@@ -57,6 +57,7 @@ import numpy as np
 
 from regnn.metrics import coverage as _coverage
 from regnn.metrics._inputs import as_neighbours, as_pred, as_sequences
+from regnn.metrics.catalogue import METRIC, METRICS, Metric, canonical
 from regnn.metrics.correlation import max_correlations
 from regnn.metrics.diversity import diversity_scores
 from regnn.metrics.dtw import min_weighted_dtw, set_threads, weighted_dtw_pair
@@ -64,23 +65,18 @@ from regnn.metrics.realism import attribute_frechet, frechet_distance
 from regnn.metrics.synchrony import tlcc_offsets
 
 #: the metrics of the REACT protocol (the official code's numbers)
-REACT_KEYS: tuple[str, ...] = (
-    "FRCorr", "FRDist", "FRDiv", "FRVar", "FRDvs", "PCC", "TLCC", "FRRea",
-)
+REACT_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS if m.react and m.key != "FRRea_FID")
 #: this project's additions (:mod:`regnn.metrics.coverage`)
-EXTRA_KEYS: tuple[str, ...] = ("Jitter", "FRDivRatio", "FRCov")
+EXTRA_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS if not m.react)
 #: everything :func:`compute_all` returns, in this order
 METRIC_KEYS: tuple[str, ...] = REACT_KEYS + EXTRA_KEYS
 #: the image FID of ``regnn evaluate --fid-weights`` (:mod:`regnn.metrics.fid`)
 FID_KEY = "FRRea_FID"
 #: True: higher is better; False: lower is better; None: closest to 1 is best
-HIGHER_IS_BETTER: dict[str, bool | None] = {
-    "FRCorr": True, "FRDist": False, "FRDiv": True, "FRVar": True, "FRDvs": True,
-    "PCC": True, "TLCC": False, "FRRea": False, FID_KEY: False,
-    "Jitter": None, "FRDivRatio": None, "FRCov": True,
-}
+HIGHER_IS_BETTER: dict[str, bool | None] = {m.key: m.higher_is_better for m in METRICS}
 
 __all__ = [
+    "METRIC", "METRICS", "Metric", "canonical",
     "EXTRA_KEYS", "FID_KEY", "HIGHER_IS_BETTER", "METRIC_KEYS", "REACT_KEYS", "compute_all",
     "fr_corr", "fr_cov", "fr_dist", "fr_div", "fr_div_ratio", "fr_dvs", "fr_rea", "fr_var",
     "frechet_distance", "jitter", "pcc", "tlcc", "weighted_dtw_pair",
@@ -89,8 +85,7 @@ __all__ = [
 
 def better_word(key: str) -> str:
     """``"higher"``, ``"lower"`` or ``"closest to 1"``: which values of ``key`` are better."""
-    higher = HIGHER_IS_BETTER[key]
-    return "closest to 1" if higher is None else ("higher" if higher else "lower")
+    return METRIC[key].better_word
 
 
 @contextmanager

@@ -24,7 +24,8 @@ import torch
 from tqdm import tqdm
 
 from regnn.errors import ConfigError
-from regnn.utils.io import save_npy, write_json
+from regnn.results import save_prediction
+from regnn.utils.io import write_json
 
 
 def boundary_step_ratio(pred: np.ndarray, hop: int) -> float:
@@ -88,7 +89,7 @@ def evaluate_online(online_run: str | Path, data: str | Path, split: str = "test
                       "window": online.online.graph, "hop": hop, "lag_frames": online.online.lag}
     if out is not None:
         for i, item in enumerate(ds.items):
-            save_npy(Path(out) / "online" / split / f"{item.speaker_path}.npy", pred[i])
+            save_prediction(Path(out) / "online", split, item.speaker_path, pred[i])
     if offline_run is not None:
         offline = load_module(offline_run)
         osig = offline.config.generate.sigma if sigma is None else sigma
@@ -100,7 +101,7 @@ def evaluate_online(online_run: str | Path, data: str | Path, split: str = "test
                            "stride": offline.config.model.stride}
         if out is not None:
             for i, item in enumerate(ds.items):
-                save_npy(Path(out) / "offline" / split / f"{item.speaker_path}.npy", opred[i])
+                save_prediction(Path(out) / "offline", split, item.speaker_path, opred[i])
     result = {"data": str(data), "split": split, "items": len(ds), "k": k, "seed": seed,
               "online_run": str(online_run),
               "offline_run": None if offline_run is None else str(offline_run), "scores": rows}

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 from regnn.errors import ConfigError, DataError
-from regnn.render.inputs import load_prediction, prediction_path
 from regnn.render.video import GridAnimator, Panel, VideoInfo, write_video
+from regnn.results import load_prediction, prediction_path
 from regnn.schema import FPS
 
 log = logging.getLogger(__name__)
