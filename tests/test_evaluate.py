@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from regnn.baselines import trivial_predictions
 from regnn.cli import main
 from regnn.data.react import ReactSplit
 from regnn.errors import DataError
 from regnn.evaluate import evaluate_predictions, load_predictions
+from regnn.references import trivial_predictions
 
 
 def test_gt_scores_and_json(synthetic_root: Path, gt_pred: Path, capsys) -> None:

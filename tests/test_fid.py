@@ -25,7 +25,7 @@ from regnn.cli import main
 from regnn.data.react import ReactSplit
 from regnn.errors import ConfigError, DataError, RegnnError
 from regnn.evaluate import evaluate_predictions
-from regnn.metrics.fid import (
+from regnn.fid import (
     FID_WEIGHTS_NAME,
     FIDInception3,
     FIDSettings,

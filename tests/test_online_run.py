@@ -27,7 +27,8 @@ def online_run(synthetic_root: Path, tiny_config: Path,
 def test_train_online_writes_an_online_run(online_run: Path) -> None:
     cfg = yaml.safe_load((online_run / "config.yaml").read_text())
     assert cfg["model"]["name"] == "regnn-online" and cfg["model"]["causal"] is True
-    assert (cfg["model"]["window"], cfg["model"]["stride"]) == (13, 4)  # D + H - 1, H
+    # the graph window D and the hop H, each in its own field; training windows span D + H - 1
+    assert (cfg["model"]["window"], cfg["model"]["hop"], cfg["model"]["stride"]) == (10, 4, 4)
     assert (online_run / "checkpoints" / "best.ckpt").is_file()
 
 

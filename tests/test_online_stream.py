@@ -57,7 +57,18 @@ def test_online_config_and_shapes(model: OnlineREGNN) -> None:
     assert (model.graph, model.hop, model.lag) == (12, 4, 3)
     assert model.net.cfg.causal and model.net.cfg.window == 12
     assert online_overrides(16, 8)["model"] == {"name": "regnn-online", "causal": True,
-                                                "window": 23, "stride": 8}
+                                                "window": 16, "hop": 8, "stride": 8}
+    assert merge(RunConfig(), online_overrides(16, 8)).model.span == 23  # D + H - 1
+
+
+def test_online_configs_saved_before_the_hop_field_load_as_window_and_hop() -> None:
+    from regnn.config import config_from_dict
+
+    old = RunConfig().to_dict()
+    old["model"].pop("hop")
+    old["model"].update(name="regnn-online", causal=True, window=23, stride=8)  # L, H
+    m = config_from_dict(old).model
+    assert (m.window, m.hop, m.stride, m.span) == (16, 8, 8, 23)
     with pytest.raises(ConfigError, match="must be larger than --hop"):
         online_overrides(8, 8)
 

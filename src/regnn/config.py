@@ -53,8 +53,11 @@ class ModelConfig:
     ffn_mult: int = 2
     dropout: float = 0.0
     causal: bool = False  # online variant: attention masked to the past
-    window: int = 50  # D: frames per window = node feature size
-    stride: int = 25
+    window: int = 50  # D: frames per graph window = node feature size (offline and online)
+    stride: int = 25  # frames between the starts of training windows
+    # H: listener frames per chunk of the online model (regnn train --online --hop H); 0 for
+    # offline models. An online training window spans D + H - 1 frames (``span``).
+    hop: int = 0
     edge_channels: int = 8  # P; 1 = single-value edges (no-MEFL ablation)
     edge_key_dim: int = 16
     top_k: int = 6  # outgoing edges kept per node by MEFL (plus a self loop)
@@ -73,6 +76,13 @@ class ModelConfig:
     agreement_weight: float = 1.0  # weight of the latent-agreement term, Eq. 7
     inverse_tol: float = 1e-5  # fixed-point stop: max |x_k - x_{k-1}| (errors reached: ~1e-6)
     inverse_max_iter: int = 200
+
+
+    @property
+    def span(self) -> int:
+        """Frames of one training window: ``D``, or ``D + H - 1`` for an online model (its
+        speaker frames are the first ``D``, the listeners' the last ``D``)."""
+        return self.window + self.hop - 1 if self.hop else self.window
 
 
 @dataclass
@@ -141,7 +151,12 @@ class RunConfig:
         m, t, g = self.model, self.train, self.generate
         checks = [
             (m.window >= 2, f"model.window must be >= 2, got {m.window}"),
-            (1 <= m.stride <= m.window, f"model.stride must be in [1, window], got {m.stride}"),
+            (1 <= m.stride <= m.span, f"model.stride must be in [1, window], got {m.stride}"),
+            (m.hop >= 0, f"model.hop must be >= 0, got {m.hop}"),
+            (m.hop == 0 or m.window > m.hop,
+             f"model.window ({m.window}) must be larger than model.hop ({m.hop}): the window "
+             "overlaps the previous chunk by window - hop frames, which carry the state that "
+             "keeps chunks continuous"),
             (m.edge_channels >= 1, f"model.edge_channels must be >= 1, got {m.edge_channels}"),
             (m.top_k >= 1, f"model.top_k must be >= 1, got {m.top_k}"),
             (0 < m.lipschitz < 1, f"model.lipschitz must be in (0, 1), got {m.lipschitz}"),
@@ -274,8 +289,15 @@ def load_config(name_or_path: str | Path = "regnn",
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
-    """Rebuild a RunConfig saved by :meth:`RunConfig.to_dict` (e.g. from RUN/config.yaml)."""
+    """Rebuild a RunConfig saved by :meth:`RunConfig.to_dict` (e.g. from RUN/config.yaml).
+    Online runs saved before ``model.hop`` existed stored the training span ``D + H - 1`` as
+    ``model.window`` and ``H`` as ``model.stride``; they are read as ``window = D, hop = H``."""
     data = dict(data)
+    model = data.get("model")
+    if isinstance(model, dict) and model.get("name") == "regnn-online" and "hop" not in model:
+        hop = int(model.get("stride", ModelConfig.stride))
+        data["model"] = {**model, "hop": hop,
+                         "window": int(model.get("window", ModelConfig.window)) - hop + 1}
     base = data.pop("base", "regnn")
     config = merge(RunConfig(), data)
     config.base = base

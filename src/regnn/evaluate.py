@@ -7,9 +7,9 @@ must be present with the same K and shape (K, 750, 25) and finite values; otherw
 count, K, the dataset, the code version and the timings are written to ``PRED/scores.json``
 (or ``out``), atomically.
 
-With :class:`~regnn.metrics.fid.FIDSettings` (``regnn evaluate --fid-weights PATH``) the image
+With :class:`~regnn.fid.FIDSettings` (``regnn evaluate --fid-weights PATH``) the image
 FID of the REACT protocol is added as ``scores["FRRea_FID"]``, with what it was computed from
-under ``"fid"`` (:mod:`regnn.metrics.fid`); without it nothing changes.
+under ``"fid"`` (:mod:`regnn.fid`); without it nothing changes.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from regnn.results import SCORES_FILE, load_predictions
 from regnn.utils.io import write_json
 
 if TYPE_CHECKING:
-    from regnn.metrics.fid import FIDSettings, InceptionFeatures, LoadedInception
+    from regnn.fid import FIDSettings, InceptionFeatures, LoadedInception
 
 
 def _git_commit() -> str | None:
@@ -69,7 +69,7 @@ def _torch_threads(workers: int | None) -> Iterator[None]:
 
 def _prepare_fid(fid: FIDSettings) -> tuple[InceptionFeatures, LoadedInception]:
     """Check the FID options, the image folders and the weight file before any other work."""
-    from regnn.metrics.fid import image_files
+    from regnn.fid import image_files
 
     fid.check()
     if fid.real_dir is not None and fid.fake_dir is not None:
@@ -81,7 +81,7 @@ def _prepare_fid(fid: FIDSettings) -> tuple[InceptionFeatures, LoadedInception]:
 def _run_fid(fid: FIDSettings, model: InceptionFeatures, loaded: LoadedInception,
              pred: np.ndarray | None, listeners: np.ndarray | None, workers: int | None,
              progress: bool) -> tuple[float, dict[str, Any]]:
-    from regnn.metrics.fid import fid_info, fid_of_folders, fid_of_reactions
+    from regnn.fid import fid_info, fid_of_folders, fid_of_reactions
 
     with _torch_threads(workers):
         if fid.real_dir is not None and fid.fake_dir is not None:
@@ -205,8 +205,8 @@ def evaluate_with_references(root: str | Path, split: str, pred_dir: str | Path,
     reference from the train split); with ``write``, ``PRED/scores.json`` holds the
     predictions' result plus ``references``.
     """
-    from regnn.baselines import REFERENCES, reference_predictions
     from regnn.data.react import ReactSplit
+    from regnn.references import REFERENCES, reference_predictions
 
     result = evaluate_predictions(root, split, pred_dir, progress=False, write=False)
     rows = {"REGNN": result["scores"]}

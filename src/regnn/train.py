@@ -82,7 +82,7 @@ def _datasets(config: RunConfig, data_root: Path, seed: int) -> tuple[Any, Any, 
 
     m, t = config.model, config.train
     train_split = ReactSplit(data_root, "train", audio=m.use_audio)
-    train_ds = AppropriateWindows.from_split(train_split, m.window, m.stride, t.appropriate, seed,
+    train_ds = AppropriateWindows.from_split(train_split, m.span, m.stride, t.appropriate, seed,
                                              use_audio=m.use_audio,
                                              clip_windows=t.clip_windows)
     _check_dims(config, train_ds)

@@ -3,7 +3,7 @@
 :func:`run_bench` trains every system of :data:`SYSTEMS` (the Table I comparison systems,
 REGNN and its Table II ablations, see :mod:`regnn.models.variants`) with the same data,
 budget and seeds, generates K reactions per test speaker, scores them with every metric
-(:mod:`regnn.bench.scoring`), adds the references (:mod:`regnn.baselines`: the REACT
+(:mod:`regnn.bench.scoring`), adds the references (:mod:`regnn.references`: the REACT
 trivial ones GT, Random, Mime, MeanSeq, MeanFr, and regnn's retrieval reference NN), and
 writes into ``OUT``::
 

@@ -126,15 +126,15 @@ def run_system(system: str, seed: int, data_root: Path, out: Path, data: _SplitD
     return record
 
 
-# The references of regnn.baselines under their table names: the REACT challenge's trivial
+# The references of regnn.references under their table names: the REACT challenge's trivial
 # ones and the retrieval reference NN (regnn's).
 REFERENCES: dict[str, str] = {"GT": "gt", "Random": "random", "Mime": "mime",
                               "MeanSeq": "meanseq", "MeanFr": "meanfr", "NN": "nn"}
 
 
 def reference_predictions(name: str, data: _SplitData, k: int, seed: int) -> np.ndarray:
-    """``(N, k, T, 25)`` predictions of a reference from :mod:`regnn.baselines`."""
-    from regnn.baselines import reference_predictions as predictions
+    """``(N, k, T, 25)`` predictions of a reference from :mod:`regnn.references`."""
+    from regnn.references import reference_predictions as predictions
 
     return predictions(REFERENCES[name], data.ds, data.train_split(), k, seed)
 

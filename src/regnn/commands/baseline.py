@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from regnn.baselines import write_baseline
+    from regnn.references import write_baseline
 
     s = write_baseline(args.name, args.data, args.split, args.out, samples=args.samples,
                        seed=args.seed, progress=not args.no_progress)

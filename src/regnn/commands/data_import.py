@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from regnn.commands.data_split import write_matrices
     from regnn.data.importer import finish, import_dataset, load_mapping
+    from regnn.data.splits import write_matrices
     from regnn.errors import ConfigError, DataError
     from regnn.utils.io import staged_folder
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                                      progress=sys.stderr.isatty())
             summary["root"] = str(out)
             if not args.no_neighbours:
-                write_matrices(build, force=True)
+                write_matrices(build, force=True, progress=sys.stderr.isatty())
             finish(build, summary)
     except OSError as exc:
         raise DataError(f"cannot write the import: {exc.strerror or exc} (nothing was "

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from regnn.data.splits import split_dataset
+    from regnn.data.splits import split_dataset, write_matrices
 
     summary = split_dataset(args.root, args.fractions, args.seed, args.link, args.force,
                             progress=sys.stderr.isatty())
@@ -41,27 +41,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {split:<6} {s['rows']:>5} rows  {s['items']:>5} items  "
               f"{s['sessions']:>4} sessions")
     if not args.no_neighbours:
-        write_matrices(Path(args.root), args.force)
+        write_matrices(Path(args.root), args.force, progress=sys.stderr.isatty())
     return 0
-
-
-def write_matrices(root: Path, force: bool) -> None:
-    """Build and write every split's matrix with the default settings, printing a line each."""
-    from regnn.data import layout
-    from regnn.data.neighbours import build_neighbours
-    from regnn.errors import ConfigError
-    from regnn.utils.io import save_npy
-
-    targets = {s: layout.matrix_file(root, s) for s in layout.SPLITS}
-    existing = [str(t) for t in targets.values() if t.exists()]
-    if existing and not force:
-        raise ConfigError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
-    for split, target in targets.items():
-        res = build_neighbours(root, split, progress=sys.stderr.isatty())
-        save_npy(target, res.matrix.astype("float64"))
-        s = res.summary
-        print(f"  {target.name}: {s['items']} items, {s['appropriate_mean']:.2f} appropriate "
-              f"per speaker (min {s['appropriate_min']}, max {s['appropriate_max']}), "
-              f"{s['isolated']} isolated")
-        for w in res.grouping.warnings:
-            print(f"  warning: {split}: {w}", file=sys.stderr)

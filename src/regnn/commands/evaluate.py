@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from regnn.errors import ConfigError
     from regnn.evaluate import evaluate_fid_folders, evaluate_predictions, format_table
-    from regnn.metrics.fid import FIDSettings
+    from regnn.fid import FIDSettings
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")

@@ -209,3 +209,26 @@ def split_dataset(root: str | Path, fractions: Sequence[float] = DEFAULT_FRACTIO
                                     "sessions": len(sessions), "session_names": sessions}
     write_json(root / "split.json", summary)
     return summary
+
+
+def write_matrices(root: Path, force: bool, progress: bool = False) -> None:
+    """Build and write every split's appropriateness matrix with the default settings of
+    ``regnn data neighbours``, printing a line each (warnings on stderr)."""
+    import sys
+
+    from regnn.data.neighbours import build_neighbours
+    from regnn.utils.io import save_npy
+
+    targets = {s: layout.matrix_file(root, s) for s in layout.SPLITS}
+    existing = [str(t) for t in targets.values() if t.exists()]
+    if existing and not force:
+        raise ConfigError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
+    for split, target in targets.items():
+        res = build_neighbours(root, split, progress=progress)
+        save_npy(target, res.matrix.astype("float64"))
+        s = res.summary
+        print(f"  {target.name}: {s['items']} items, {s['appropriate_mean']:.2f} appropriate "
+              f"per speaker (min {s['appropriate_min']}, max {s['appropriate_max']}), "
+              f"{s['isolated']} isolated")
+        for w in res.grouping.warnings:
+            print(f"  warning: {split}: {w}", file=sys.stderr)

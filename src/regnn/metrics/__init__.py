@@ -40,8 +40,9 @@ FRCov      share of each speaker's appropriate reactions    higher
 ========== ================================================ ==============
 
 The REACT protocol's own FRRea, the image FID of rendered faces with pytorch-fid's Inception
-weights, is :mod:`regnn.metrics.fid` (key ``FRRea_FID``; ``regnn evaluate --fid-weights``);
-it needs the weight file, so it is not part of :func:`compute_all`.
+weights, is :mod:`regnn.fid` (its statistics: :mod:`regnn.metrics.fid`; key ``FRRea_FID``;
+``regnn evaluate --fid-weights``); it needs the weight file, so it is not part of
+:func:`compute_all`.
 
 ``workers`` sets the number of threads of the compiled kernels (default: all cores).
 """

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from regnn.config import GenerateConfig, RunConfig, config_from_dict
+from regnn.metrics.subset import subset_scores
 from regnn.models.invertible import InverseInfo
 from regnn.models.regnn import REGNN
 from regnn.schema import clip_to_ranges
-from regnn.validation import subset_scores
 
 FUSED_ADAM_DEVICES = ("cpu", "cuda")
 

@@ -17,8 +17,8 @@ changes **what a window means**:
 * **Training.** AFRDL (Eqs. 6-9) on the same pairs: a training window spans
   ``L = D + H - 1`` frames; the speaker input is its first ``D`` frames and the appropriate
   listener reactions (Eq. 6's ``g_m``) are its last ``D`` frames. Stored in the run config as
-  ``model.window = L`` and ``model.stride = H`` (``regnn train --online --window D --hop H``
-  writes them), so the ordinary windowed training data serve unchanged.
+  ``model.window = D``, ``model.hop = H`` and ``model.stride = H`` (``regnn train --online
+  --window D --hop H`` writes them); the training data cut windows of ``model.span = L``.
 * **Continuity across chunks** (carried state, per reaction ``k``):
 
   1. *Latent noise.* The sample ``Ẑp + ε`` (Eq. 5) uses one noise value per (node, absolute
@@ -64,29 +64,26 @@ def online_overrides(window: int = DEFAULT_WINDOW, hop: int = DEFAULT_HOP) -> di
         raise ConfigError(f"--window ({window}) must be larger than --hop ({hop}): the window "
                           "overlaps the previous chunk by window - hop frames, which carry the "
                           "state that keeps chunks continuous")
-    return {"model": {"name": "regnn-online", "causal": True, "window": window + hop - 1,
+    return {"model": {"name": "regnn-online", "causal": True, "window": window, "hop": hop,
                       "stride": hop}}
 
 
 class OnlineREGNN(nn.Module):
     """Causal REGNN (module docstring): paper Eqs. 3-4 on past speaker frames, Eq. 5 per chunk.
 
-    ``cfg.window`` is the training span ``L = D + H - 1`` and ``cfg.stride`` the hop ``H``;
-    the graph has ``D = L - H + 1`` frames per node.
+    ``cfg.window`` is the graph window ``D``, ``cfg.hop`` the hop ``H``; training windows span
+    ``cfg.span = D + H - 1`` frames.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.hop = cfg.stride
-        self.graph = cfg.window - cfg.stride + 1
-        if self.graph <= self.hop:
-            raise ConfigError(
-                f"online model: model.window ({cfg.window}) must be at least 2 * model.stride "
-                f"({2 * cfg.stride}): the graph window D = window - stride + 1 must exceed the "
-                "hop; use regnn train --online --window D --hop H")
+        if cfg.hop < 1:
+            raise ConfigError("online model: model.hop must be >= 1 (the listener frames per "
+                              "chunk); use regnn train --online --window D --hop H")
+        self.hop = cfg.hop
+        self.graph = cfg.window
         self.cfg = cfg
-        self.net = REGNN(dataclasses.replace(cfg, window=self.graph, stride=self.hop,
-                                             causal=True))
+        self.net = REGNN(dataclasses.replace(cfg, stride=self.hop, causal=True))
 
     @property
     def lag(self) -> int:

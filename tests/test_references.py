@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from regnn import schema
-from regnn.baselines import TRIVIAL, nearest_neighbour_predictions, trivial_predictions
 from regnn.data.react import ReactSplit
 from regnn.errors import ConfigError
+from regnn.references import TRIVIAL, nearest_neighbour_predictions, trivial_predictions
 
 
 def test_trivial_references(synthetic_root: Path):
