@@ -30,8 +30,9 @@ from torch.profiler import ProfilerActivity, profile
 
 from regnn.config import load_config
 from regnn.data.training import AppropriateWindows
+from regnn.models.afrdl import agreement_loss, distribution_loss
 from regnn.models.module import make_adam
-from regnn.models.regnn import REGNN, agreement_loss, distribution_loss
+from regnn.models.regnn import REGNN
 
 PARTS = ("batch assembly", "perceptual", "cognitive", "motor forward", "losses", "backward",
          "optimizer")

@@ -11,19 +11,11 @@ import torch
 from regnn.config import ModelConfig, load_config
 from regnn.data.windows import make_windows
 from regnn.errors import ConfigError
+from regnn.models.afrdl import agreement_loss, component_spread, distribution_loss, mixture_loss
 from regnn.models.cognitive import MEFL, CognitiveProcessor, top_k_mask
 from regnn.models.motor import InverseInfo, REGNNLayer, REGNNMotor, prepare_edges
 from regnn.models.perceptual import PerceptualProcessor, causal_mask
-from regnn.models.regnn import (
-    REGNN,
-    agreement_loss,
-    ar1_noise,
-    component_spread,
-    distribution_loss,
-    mixture_loss,
-    sample_noise,
-    stratified_components,
-)
+from regnn.models.regnn import REGNN, ar1_noise, sample_noise, stratified_components
 
 torch.set_num_threads(1)
 
@@ -236,7 +228,7 @@ def test_agreement_loss_hand_built():
 def test_agreement_loss_kernel_matches_cdist(dtype):
     """The CPU numba pass gives cdist's value and gradient (ties: sign(0) = 0, padding
     ignored, a row without pairs contributes nothing)."""
-    from regnn.models.regnn import _agreement_loss_cdist
+    from regnn.models.afrdl import _agreement_loss_cdist
 
     torch.manual_seed(5)
     lat = torch.randn(6, 5, 25, 8, dtype=dtype)

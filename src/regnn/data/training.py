@@ -13,7 +13,7 @@ Works on plain arrays (so it is testable without files) and on a ``ReactSplit`` 
 speaker item whose ``M`` slots hold the *same* listeners in every window, and the batch says
 which windows belong together (``group``). A model can then decide which of its predicted
 components an appropriate listener belongs to over several seconds of that listener's
-reaction instead of one window at a time (see :func:`regnn.models.regnn.mixture_loss`). The
+reaction instead of one window at a time (see :func:`regnn.models.afrdl.mixture_loss`). The
 chunks tile each clip with a phase drawn per epoch, so chunk boundaries move between epochs.
 
 Draws depend only on ``(seed, epoch, index)``, so a run is reproducible whatever the batch

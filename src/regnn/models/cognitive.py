@@ -17,7 +17,7 @@ the heads predict ``Q`` candidate graphs ``Ẑp^1..Ẑp^Q`` and a small head the
 ``π`` of the window, i.e. the cognitive processor predicts the *Gaussian mixture graph
 distribution* of Sec. IV-B itself (its component means and weights) instead of one graph. A
 speaker behaviour with several appropriate reaction styles then gets one component per style
-rather than their blend (see :func:`regnn.models.regnn.mixture_loss`). The MEFL edges are
+rather than their blend (see :func:`regnn.models.afrdl.mixture_loss`). The MEFL edges are
 computed from the mean of the components, so all components (and the latents they are compared
 with) share one graph structure.
 
