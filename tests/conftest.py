@@ -98,3 +98,15 @@ def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.write_text(TINY_CONFIG)
     return path
 
+
+@pytest.fixture(scope="session")
+def online_run(synthetic_root: Path, tiny_config: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny online run (``regnn train --online --window 10 --hop 4``)."""
+    from regnn.cli import main
+
+    run = tmp_path_factory.mktemp("runs") / "online"
+    assert main(["train", "--data", str(synthetic_root), "--out", str(run), "--config",
+                 str(tiny_config), "--online", "--window", "10", "--hop", "4", "--seed", "1",
+                 "--no-progress"]) == 0
+    return run

@@ -13,17 +13,6 @@ from conftest import TINY_CONFIG
 from regnn.cli import main
 
 
-@pytest.fixture(scope="module")
-def online_run(synthetic_root: Path, tiny_config: Path,
-               tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = tiny_config
-    run = tmp_path_factory.mktemp("runs") / "online"
-    assert main(["train", "--data", str(synthetic_root), "--out", str(run), "--config",
-                 str(cfg), "--online", "--window", "10", "--hop", "4", "--seed", "1",
-                 "--no-progress"]) == 0
-    return run
-
-
 def test_train_online_writes_an_online_run(online_run: Path) -> None:
     cfg = yaml.safe_load((online_run / "config.yaml").read_text())
     assert cfg["model"]["name"] == "regnn-online" and cfg["model"]["causal"] is True

@@ -36,9 +36,12 @@ class ReactionGenerator:
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best",
                  device: str = "cpu") -> ReactionGenerator:
+        """Load a run (``checkpoint`` best or last) onto ``device`` (cpu, cuda, cuda:N or
+        auto); checkpoints saved on any device load on any other."""
         from regnn.models.runs import load_module
+        from regnn.utils.device import resolve_device
 
-        return cls(load_module(run_dir, checkpoint, map_location=device))
+        return cls(load_module(run_dir, checkpoint, map_location=str(resolve_device(device))))
 
     @property
     def device(self) -> torch.device:
@@ -90,7 +93,7 @@ class ReactionGenerator:
         dev = self.device
         f = None if face is None else torch.as_tensor(face, dtype=torch.float32, device=dev)[None]
         a = None if audio is None else torch.as_tensor(audio, dtype=torch.float32, device=dev)[None]
-        g = torch.Generator(device=dev.type).manual_seed(seed)
+        g = torch.Generator().manual_seed(seed)  # noise drawn on the CPU: same on any device
         with torch.no_grad():
             pred, info = self.module.generate_clips(f, a, g_cfg.samples, g_cfg.sigma, g,
                                                     noise=g_cfg.noise,

@@ -24,6 +24,7 @@ from regnn.errors import ConfigError
 from regnn.models.invertible import InverseInfo
 from regnn.results import GENERATION_FILE, save_prediction
 from regnn.schema import binarize_aus, clip_to_ranges
+from regnn.utils.device import resolve_device
 from regnn.utils.io import write_json
 
 
@@ -43,8 +44,11 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
                          seed: int = 0, binarize: bool | None = None, checkpoint: str = "best",
                          progress: bool = True, limit: int | None = None,
                          threads: int = 0, noise: str | None = None,
-                         noise_scale: float | None = None) -> dict[str, Any]:
+                         noise_scale: float | None = None, device: str = "cpu"
+                         ) -> dict[str, Any]:
     """Generate ``samples`` reactions per item of ``split``; returns generation.json's dict.
+    ``device`` (cpu, cuda, cuda:N, auto) is where the model runs; the noise is drawn on the CPU,
+    so a seed gives the same reactions on any device (to float rounding).
 
     ``samples``, ``sigma``, ``noise``, ``noise_scale`` and ``binarize`` replace the run's
     ``generate`` settings (``generate.samples``, ...); None keeps them."""
@@ -55,7 +59,8 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
         raise ConfigError(f"--samples must be >= 1, got {samples}")
     if threads > 0:
         torch.set_num_threads(threads)
-    module = load_module(run_dir, checkpoint)
+    dev = resolve_device(device)
+    module = load_module(run_dir, checkpoint, map_location=str(dev))
     gcfg = module.sampling(samples=samples, sigma=sigma, noise=noise, noise_scale=noise_scale,
                            binarize_aus=binarize)
     module.config.generate = gcfg  # what this generation used, for the module's own calls
@@ -68,15 +73,15 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
     model_s = 0.0
     t0 = time.perf_counter()
     for i in tqdm(range(n), desc=f"generate {split}", unit="item", disable=not progress):
-        face = torch.from_numpy(np.array(ds.speaker(i), dtype=np.float32))[None]
-        audio = torch.from_numpy(ds.audio(i))[None] if cfg.use_audio else None
+        face = torch.from_numpy(np.array(ds.speaker(i), dtype=np.float32))[None].to(dev)
+        audio = torch.from_numpy(ds.audio(i))[None].to(dev) if cfg.use_audio else None
         t1 = time.perf_counter()
         with torch.no_grad():
             pred, inf = module.generate_clips(face, audio, samples,
                                               generator=item_generator(seed, i))
         model_s += time.perf_counter() - t1
         info = info.merge(inf)
-        arr = postprocess(pred[0].float().numpy(), binarize)
+        arr = postprocess(pred[0].float().cpu().numpy(), binarize)
         save_prediction(out, split, ds.items[i].speaker_path, arr)
     wall = time.perf_counter() - t0
     summary = {
@@ -84,7 +89,7 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
         "samples": samples, "noise": gcfg.noise, "sigma": gcfg.sigma,
         "noise_scale": gcfg.noise_scale,
         "seed": seed, "binarize_aus": binarize, "checkpoint": checkpoint,
-        "torch_threads": torch.get_num_threads(), "mkl": mkl.status(),
+        "device": str(dev), "torch_threads": torch.get_num_threads(), "mkl": mkl.status(),
         "wall_s": round(wall, 3), "model_s": round(model_s, 3),
         "reactions_per_s": round(n * samples / wall, 2) if wall > 0 else None,
         "seconds_per_item_model": round(model_s / max(n, 1), 4),

@@ -34,8 +34,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
 }
 
 
-def bench_config(system: str, budget: str = "demo", threads: int = 0) -> Any:
-    """The :class:`~regnn.config.RunConfig` that the bench trains ``system`` with."""
+def bench_config(system: str, budget: str = "demo", threads: int = 0,
+                 device: str = "cpu") -> Any:
+    """The :class:`~regnn.config.RunConfig` that the bench trains ``system`` with (on one GPU
+    when ``device`` is a CUDA device)."""
     if budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; expected one of {', '.join(BUDGETS)}")
     if system not in VARIANTS:
@@ -46,6 +48,8 @@ def bench_config(system: str, budget: str = "demo", threads: int = 0) -> Any:
     ov = b["baselines"] if system in BASELINES else b["regnn"]
     if threads:
         ov = deep_merge(ov, {"train": {"threads": threads}})
+    if str(device).startswith("cuda"):
+        ov = deep_merge(ov, {"train": {"accelerator": "gpu", "devices": 1}})
     return resolve(b["config"], system, ov or None)
 
 
@@ -93,7 +97,8 @@ def _score_job(data: _SplitData, pred: np.ndarray) -> tuple[dict[str, Any], floa
 
 
 def run_system(system: str, seed: int, data_root: Path, out: Path, data: _SplitData,
-               budget: str, k: int, threads: int, progress: bool) -> dict[str, Any]:
+               budget: str, k: int, threads: int, progress: bool,
+               device: str = "cpu") -> dict[str, Any]:
     """Train, generate and score one (system, seed); skips the parts already done."""
     from regnn.generate import generate_predictions
     from regnn.train import train
@@ -106,7 +111,7 @@ def run_system(system: str, seed: int, data_root: Path, out: Path, data: _SplitD
         from regnn.bench.scoring import canonical_record
 
         return {**canonical_record(json.loads(done.read_text("utf-8"))), "skipped": True}
-    config = bench_config(system, budget, threads)
+    config = bench_config(system, budget, threads, device)
     run_dir, pred_dir = job / "train", job / "pred"
     t0 = time.perf_counter()
     if not (run_dir / "train.json").is_file():
@@ -116,7 +121,8 @@ def run_system(system: str, seed: int, data_root: Path, out: Path, data: _SplitD
     t0 = time.perf_counter()
     if not (pred_dir / "generation.json").is_file():
         generate_predictions(run_dir, data_root, data.ds.split, pred_dir, samples=k,
-                             seed=seed, checkpoint="best", progress=progress)
+                             seed=seed, checkpoint="best", progress=progress,
+                             device=device)
     t_gen = time.perf_counter() - t0
     scores, t_score = _score_job(data, data.load_predictions(pred_dir, k))
     record = {"system": system, "seed": seed, "budget": budget, **scores,
@@ -158,10 +164,13 @@ def run_reference(name: str, seed: int, out: Path, data: _SplitData, k: int) -> 
 def run_bench(data_root: str | Path, out_dir: str | Path, budget: str = "demo", seeds: int = 3,
               systems: tuple[str, ...] | list[str] = SYSTEMS, references: bool = True,
               k: int = 10, split: str = "test", threads: int = 0, progress: bool = True,
-              log: Any = print) -> dict[str, Any]:
-    """Run (or resume) the bench; returns bench.json's dict. See the package doc."""
+              log: Any = print, device: str = "cpu") -> dict[str, Any]:
+    """Run (or resume) the bench; returns bench.json's dict. See the package doc. ``device``
+    (cpu, cuda, cuda:N, auto): where the systems train and generate."""
     from regnn.bench.tables import write_outputs
+    from regnn.utils.device import resolve_device
 
+    device = str(resolve_device(device))
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if k < 1:
@@ -181,7 +190,8 @@ def run_bench(data_root: str | Path, out_dir: str | Path, budget: str = "demo", 
     bar = tqdm(jobs, desc="bench", unit="run", disable=not progress, position=0)
     for n, (system, seed) in enumerate(bar, 1):
         bar.set_description(f"bench {system} seed {seed}")
-        rec = run_system(system, seed, data_root, out, data, budget, k, threads, progress)
+        rec = run_system(system, seed, data_root, out, data, budget, k, threads, progress,
+                         device)
         records.append(rec)
         status = "done earlier" if rec.get("skipped") else (
             f"train {rec['train_s']:.1f} s, generate {rec['generate_s']:.1f} s, "

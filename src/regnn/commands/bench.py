@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from regnn.commands._common import subcommand
+from regnn.utils.device import DEVICE_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="leave out the GT/Random/Mime/MeanSeq/MeanFr/NN rows")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads per training (0 = torch's default)")
+    p.add_argument("--device", default="cpu",
+                   help=f"where the systems train and generate: {DEVICE_HELP}")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     summary = run_bench(args.data, args.out, budget=args.budget, seeds=args.seeds,
                         systems=args.systems, references=not args.no_references,
                         k=args.samples, split=args.split, threads=args.threads,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, device=args.device)
     out = Path(args.out)
     for name in ("table1.md", "table2.md", "multiple.md", "claims.md"):
         print()

@@ -8,6 +8,7 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     from regnn.commands._common import subcommand
+    from regnn.utils.device import DEVICE_HELP
 
     p = subcommand(
         sub, "evaluate", "score predictions with the REACT metrics",
@@ -36,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tlcc-first-only", action="store_true",
                    help="score TLCC on prediction 0 of each speaker only, like the official "
                         "multi-process helper (to reproduce numbers published with it)")
+    p.add_argument("--device", default="cpu",
+                   help=f"device of the GPU-capable metric paths (the FID network; the REACT "
+                        f"metrics run on the CPU's compiled kernels): {DEVICE_HELP}")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group(
         "image FID (FRRea_FID)",
@@ -66,8 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "ones are pytorch-fid's --dims options)")
     g.add_argument("--fid-batch-size", type=int, default=50, metavar="B",
                    help="images per Inception forward pass")
-    g.add_argument("--fid-device", default="cpu", metavar="DEV",
-                   help="torch device of the Inception network (cpu, cuda, cuda:1, ...)")
+    g.add_argument("--fid-device", default=None, metavar="DEV",
+                   help="torch device of the Inception network (default: --device)")
     g.add_argument("--fid-dump", metavar="DIR", default=None,
                    help="also write the rendered frames as PNG to DIR/real and DIR/fake (to "
                         "check with `python -m pytorch_fid DIR/real DIR/fake` elsewhere)")
@@ -78,14 +82,17 @@ def run(args: argparse.Namespace) -> int:
     from regnn.errors import ConfigError
     from regnn.evaluate import evaluate_fid_folders, evaluate_predictions, format_table
     from regnn.fid import FIDSettings
+    from regnn.utils.device import resolve_device
 
+    resolve_device(args.device)  # a device this machine lacks is refused before any work
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     fid = None
     if args.fid_weights is not None:
         fid = FIDSettings(weights=args.fid_weights, frames=args.fid_frames,
                           samples=args.fid_samples, size=args.fid_size, dims=args.fid_dims,
-                          batch_size=args.fid_batch_size, device=args.fid_device,
+                          batch_size=args.fid_batch_size,
+                          device=str(resolve_device(args.fid_device or args.device)),
                           real_dir=args.fid_real, fake_dir=args.fid_fake,
                           dump_dir=args.fid_dump)
         fid.check()

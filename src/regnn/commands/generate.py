@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from regnn.commands._common import add_seed, subcommand
+from regnn.utils.device import DEVICE_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--binarize-aus", action="store_true", default=None,
                    help="threshold AUs to {0, 1} (default: the run's generate.binarize_aus)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--device", default="cpu",
+                   help=f"where the model runs: {DEVICE_HELP} (the noise is drawn on the CPU: "
+                        "a seed gives the same reactions on any device)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (0 = torch's default; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                              sigma=args.sigma, seed=args.seed, binarize=args.binarize_aus,
                              checkpoint=args.checkpoint, progress=not args.no_progress,
                              threads=args.threads, noise=args.noise,
-                             noise_scale=args.noise_scale)
+                             noise_scale=args.noise_scale, device=args.device)
     mi = s["motor_inverse"]
     print(f"{s['items']} items x {s['samples']} reactions in {s['wall_s']:.2f} s "
           f"({s['reactions_per_s']} reactions/s); motor inverse: <= {mi['max_iterations']} "

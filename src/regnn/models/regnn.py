@@ -77,6 +77,12 @@ from regnn.models.perceptual import PerceptualProcessor, causal_mask
 from regnn.schema import NUM_ATTRIBUTES
 
 
+def rng_device(generator: torch.Generator | None) -> torch.device:
+    """Where ``generator`` draws (the CPU when None). Random numbers are drawn there and then
+    moved, so a seed gives the same reactions whatever device the model runs on."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
 def sample_noise(shape: tuple[int, ...], sigma: float, mode: str,
                  generator: torch.Generator | None, device: torch.device,
                  reduce_dims: tuple[int, ...]) -> torch.Tensor:
@@ -89,7 +95,7 @@ def sample_noise(shape: tuple[int, ...], sigma: float, mode: str,
     """
     if mode not in ("gaussian", "scaled"):
         raise ConfigError(f"unknown noise mode {mode!r}; expected one of {NOISE_MODES}")
-    eps = torch.randn(shape, generator=generator, device=device)
+    eps = torch.randn(shape, generator=generator, device=rng_device(generator)).to(device)
     if mode == "gaussian":
         return eps * sigma
     limit = sigma**0.5
@@ -113,10 +119,11 @@ def ar1_noise(shape: tuple[int, ...], frames: int, std: torch.Tensor, rho: torch
               generator: torch.Generator | None) -> torch.Tensor:
     """Stationary AR(1) noise ``(*shape, frames, I)`` (:func:`ar1_filter`), scaled by
     ``std_i``, so its variance is ``std_i²`` and its mean squared step ``2 std_i² (1 - ρ_i)``
-    at every frame. White noise drawn from ``generator`` (on the CPU), filtered in float64
+    at every frame. White noise drawn from ``generator`` (on its device), filtered in float64
     (float32 result on ``std``'s device)."""
     nodes = std.shape[0]
-    w = torch.randn((*shape, nodes, frames), generator=generator, dtype=torch.float64).numpy()
+    w = torch.randn((*shape, nodes, frames), generator=generator, dtype=torch.float64,
+                    device=rng_device(generator)).cpu().numpy()
     out = ar1_filter(w, rho.detach().double().cpu().numpy())
     noise = torch.from_numpy(out).to(device=std.device, dtype=torch.float32)
     return (noise * std[:, None].float()).transpose(-1, -2)
@@ -135,7 +142,7 @@ def stratified_components(pi: torch.Tensor, k: int, generator: torch.Generator |
     """
     N, W, Q = pi.shape
     u = (torch.arange(k, dtype=torch.float64)[None] + torch.rand(
-        (N, k), generator=generator, dtype=torch.float64)) / k
+        (N, k), generator=generator, dtype=torch.float64, device=rng_device(generator)).cpu()) / k
     cdf = pi.detach().double().cpu().mean(dim=1).cumsum(-1)  # (N, Q)
     q = (cdf[:, None, :] <= u[:, :, None]).sum(-1).clamp_(max=Q - 1)  # (N, k)
     return q.to(pi.device)

@@ -48,7 +48,7 @@ from regnn.config import GenerateConfig, ModelConfig
 from regnn.errors import ConfigError
 from regnn.models.invertible import InverseInfo
 from regnn.models.module import ReactionModule
-from regnn.models.regnn import REGNN, ar1_filter, sample_noise
+from regnn.models.regnn import REGNN, ar1_filter, rng_device, sample_noise
 from regnn.online.stream import ChunkedStream
 from regnn.schema import NUM_ATTRIBUTES, clip_to_ranges
 
@@ -197,13 +197,20 @@ class REGNNStream(ChunkedStream):
         # takes the component whose cumulative weight interval holds u_j, and keeps it (the
         # training makes a component follow one kind of reaction through time)
         self._u = (torch.arange(k, dtype=torch.float64) + torch.rand(
-            k, generator=self.generator, dtype=torch.float64)) / k
+            k, generator=self.generator, dtype=torch.float64,
+            device=rng_device(self.generator)).cpu()) / k
         self._pick: torch.Tensor | None = None
         self._ar: torch.Tensor | None = None  # (K, I) last value of the AR(1) "residual" noise
         self._eps: torch.Tensor | None = None  # (K, I, D) noise of the current window frames
         self._last: np.ndarray | None = None  # (K, 25) last emitted frame, before clipping
         H = self.hop
         self._fade = (1.0 - np.arange(1, H + 1, dtype=np.float32) / (H + 1))[None, :, None]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model computes (the noise is drawn on the CPU, so a seed gives the same
+        reactions on any device)."""
+        return next(self.model.parameters()).device
 
     def describe(self) -> dict:
         return {**super().describe(), "sigma": self.sigma, "lag": self.model.lag}
@@ -215,9 +222,10 @@ class REGNNStream(ChunkedStream):
         if self.noise != "residual":
             return sample_noise((self.k, NUM_ATTRIBUTES, frames), self.sigma, self.noise,
                                 self.generator, torch.device("cpu"), reduce_dims=(1, 2))
-        eps = torch.randn((self.k, NUM_ATTRIBUTES, frames), generator=self.generator)
-        std, rho = self.model.net.residual_noise()
-        out = ar1_filter(eps.double().numpy(), rho.double().cpu().numpy(), self._ar)
+        eps = torch.randn((self.k, NUM_ATTRIBUTES, frames), generator=self.generator,
+                          device=rng_device(self.generator)).cpu()
+        std, rho = (v.cpu() for v in self.model.net.residual_noise())
+        out = ar1_filter(eps.double().numpy(), rho.double().numpy(), self._ar)
         self._ar = out[..., -1]
         return (torch.from_numpy(out) * (std * self.noise_scale)[None, :, None].double()).float()
 
@@ -233,16 +241,19 @@ class REGNNStream(ChunkedStream):
     def _chunk(self, face: np.ndarray, audio: np.ndarray | None, t: int) -> np.ndarray:
         net = self.model.net
         D, H = self.context, self.hop
-        f = torch.from_numpy(np.ascontiguousarray(face))[None] if self.use_face else None
-        a = torch.from_numpy(np.ascontiguousarray(audio))[None] if audio is not None else None
+        dev = self.device
+        f = torch.from_numpy(np.ascontiguousarray(face))[None].to(dev) if self.use_face else None
+        a = (torch.from_numpy(np.ascontiguousarray(audio))[None].to(dev)
+             if audio is not None else None)
         modes, logits, edges, adjacency = net.mixture(f, a)  # (1, Q, I, D)
         if self._pick is None:  # each reaction keeps the component it draws at the start
-            cdf = torch.softmax(logits[0].double(), -1).cumsum(-1)
+            cdf = torch.softmax(logits[0].double().cpu(), -1).cumsum(-1)
             self._pick = (cdf[None] <= self._u[:, None]).sum(-1).clamp_(max=modes.shape[1] - 1)
-        latents = modes[:, self._pick] + self._advance_noise()[None]  # (1, K, I, D)
+        pick = self._pick.to(dev)
+        latents = modes[:, pick] + self._advance_noise().to(dev)[None]  # (1, K, I, D)
         x, info = self.model.decode(latents, edges, adjacency)  # (1, K, D, 25)
         self.inverse_info = self.inverse_info.merge(info)
-        w = x[0].numpy()
+        w = x[0].cpu().numpy()
         new = w[:, D - H:]
         if self.smooth and self._last is not None:
             new = new + (self._last - w[:, D - H - 1])[:, None] * self._fade
@@ -282,17 +293,21 @@ class OnlineREGNNModule(ReactionModule):
 def open_stream(model: OnlineREGNN | OnlineREGNNModule | str | Path, k: int = 1,
                 seed: int = 0, *, sigma: float | None = None, noise: str | None = None,
                 noise_scale: float | None = None, generator: torch.Generator | None = None,
-                smooth: bool = True, postprocess: bool = True, checkpoint: str = "best"
-                ) -> REGNNStream:
+                smooth: bool = True, postprocess: bool = True, checkpoint: str = "best",
+                device: str | torch.device | None = None) -> REGNNStream:
     """The stream of ``k`` reactions of an online REGNN: ``model`` is an
     :class:`OnlineREGNN` (default sampling settings), a loaded online run
     (:class:`OnlineREGNNModule`, the run's ``generate`` settings) or a run folder (loaded,
     ``checkpoint`` best or last); ``sigma``/``noise``/``noise_scale`` replace the settings
-    they name."""
+    they name. ``device`` (cpu, cuda, cuda:N, auto) moves the model there (None: where it is);
+    the noise is drawn on the CPU, so a seed gives the same reactions on any device."""
+    from regnn.utils.device import resolve_device
+
+    dev = None if device is None else resolve_device(device)
     if isinstance(model, str | Path):
         from regnn.models.runs import load_module
 
-        model = load_module(model, checkpoint)
+        model = load_module(model, checkpoint, map_location=str(dev or "cpu"))
     if isinstance(model, OnlineREGNNModule):
         base, net = model.config.generate, model.online
     elif isinstance(model, OnlineREGNN):
@@ -300,6 +315,8 @@ def open_stream(model: OnlineREGNN | OnlineREGNNModule | str | Path, k: int = 1,
     else:
         raise ConfigError(f"a REGNN stream needs an online model (regnn train --online), "
                           f"got {type(model).__name__}")
+    if dev is not None:
+        net.to(dev)
     sampling = base.resolve(sigma=sigma, noise=noise, noise_scale=noise_scale)
     return REGNNStream(net, k, sampling, seed=seed, generator=generator, smooth=smooth,
                        postprocess=postprocess)
