@@ -9,6 +9,11 @@
 
     python benchmarks/bench_model.py [--threads N ...] [--processes N ...] [--rounds R]
                                      [--run RUN] [--repeats R] [--steps S] [--no-generation]
+                                     [--against TREE]
+
+``--against TREE`` measures another checkout (e.g. a git worktree of ``main``) alternately with
+this one in fresh processes and prints both and their ratio; peak memory (RSS) is printed after
+generation and after training.
 
 Random weights by default (the work per call does not depend on training except for the
 number of fixed-point iterations, which is printed); ``--run`` times a trained model.
@@ -178,7 +183,14 @@ def main() -> None:
     ap.add_argument("--config", default=None,
                     help="built-in configuration to measure: regnn (default), paper, authors "
                          "(sets REGNN_BENCH_CONFIG for the DDP workers too)")
+    ap.add_argument("--against", default=None, metavar="TREE",
+                    help="also measure the regnn of another checkout (e.g. a git worktree of "
+                         "main: `git worktree add /tmp/main main`), alternating with this one "
+                         "round by round in fresh processes, and print both and their ratio")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.against:
+        raise SystemExit(compare_trees(args))
     if args.config and args.config != CONFIG_NAME:  # re-run with the config in the environment
         import subprocess
 
@@ -206,14 +218,19 @@ def main() -> None:
     blas = mkl.status()
     print(f"MKL code branch {blas['mkl_branch']} (vendor fix: {blas['vendor_fix']}; "
           f"REGNN_MKL_VENDOR_FIX=0 turns it off)")
+    result: dict[str, float] = {}
     if not args.no_generation:
         for th in threads:
             torch.set_num_threads(th)
             g = bench_generation(model, args.repeats)
+            result[f"generation ms, {th} thread(s)"] = g["median_s"] * 1e3
             print(f"[threads={th}] generation, K=10 reactions for one 30-s clip: median "
                   f"{g['median_s'] * 1e3:.1f} ms (min {g['min_s'] * 1e3:.1f} ms; target < 100 "
                   f"ms; authors' code 1100 ms); motor inverse <= {g['max_iterations']} "
                   f"iterations/layer, max residual {g['max_residual']:.1e}")
+        result["peak RSS MiB after generation"] = peak_rss_mib()
+        print(f"peak memory (RSS) after generation: {result['peak RSS MiB after generation']:.0f}"
+              " MiB (torch and the model included)")
     figures: dict[str, list[float]] = {}
     for r in range(args.rounds):
         for th in threads:
@@ -236,7 +253,67 @@ def main() -> None:
     for name, values in figures.items():
         print(f"  {name:24s} {statistics.median(values):5.0f}   rounds: "
               + " ".join(f"{v:.0f}" for v in values))
+    if figures:
+        result["peak RSS MiB after training"] = peak_rss_mib()
+        print(f"peak memory (RSS) after training: {result['peak RSS MiB after training']:.0f} "
+              "MiB (one process)")
+    for name, values in figures.items():
+        result[f"training windows/s, {name}"] = statistics.median(values)
     print(f"load average {os.getloadavg()} on {cpus} CPUs")
+    if args.json:
+        import json
+
+        print("JSON " + json.dumps(result))
+
+
+def peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def compare_trees(args: argparse.Namespace) -> int:
+    """``--against TREE``: this checkout and TREE measured alternately, ``--rounds`` times,
+    each round in a fresh process per tree (so neither benefits from the other's warm-up)."""
+    import json
+    import pathlib
+    import subprocess
+
+    here = pathlib.Path(__file__).resolve().parents[1]
+    there = pathlib.Path(args.against).resolve()
+    for tree in (here, there):
+        if not (tree / "src" / "regnn").is_dir():
+            raise SystemExit(f"{tree}: not a regnn checkout (no src/regnn)")
+    child = [a for a in sys.argv[1:] if a not in ("--against", args.against)]
+    if "--rounds" in child:
+        i = child.index("--rounds")
+        del child[i:i + 2]
+    if "--processes" not in child:
+        child += ["--processes"]  # one process: DDP figures need their own --processes
+    trees = {"this checkout": here, f"against ({there.name})": there}
+    figures: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    for r in range(args.rounds):
+        for name, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+            out = subprocess.run([sys.executable, str(here / "benchmarks" / "bench_model.py"),
+                                  *child, "--json"], env=env, capture_output=True, text=True,
+                                 check=False)
+            line = next((x for x in out.stdout.splitlines() if x.startswith("JSON ")), None)
+            if out.returncode or line is None:
+                sys.stderr.write(out.stdout + out.stderr)
+                raise SystemExit(f"the benchmark failed in {tree}")
+            for key, value in json.loads(line[5:]).items():
+                figures[name].setdefault(key, []).append(value)
+            print(f"[round {r + 1}] {name}: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in json.loads(line[5:]).items()), flush=True)
+    a, b = trees
+    print(f"medians over {args.rounds} alternated round(s) (ratio = this / against):")
+    for key in figures[a]:
+        va = statistics.median(figures[a][key])
+        vb = statistics.median(figures[b].get(key, [float("nan")]))
+        print(f"  {key:44s} {va:9.1f}  {vb:9.1f}  ratio {va / vb:5.2f}")
+    print(f"load average {os.getloadavg()}")
+    return 0
 
 
 if __name__ == "__main__":
