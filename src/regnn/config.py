@@ -53,6 +53,9 @@ class ModelConfig:
     ffn_mult: int = 2
     dropout: float = 0.0
     causal: bool = False  # online variant: attention masked to the past
+    # Enc_A of Eq. 3: "linear" (one linear map per log-mel frame) | "prosody" (log energy,
+    # spectral centroid/spread and their changes beside the bands, then temporal convolutions)
+    audio_encoder: str = "linear"
     window: int = 50  # D: frames per graph window = node feature size (offline and online)
     stride: int = 25  # frames between the starts of training windows
     # H: listener frames per chunk of the online model (regnn train --online --hop H); 0 for
@@ -161,6 +164,8 @@ class RunConfig:
             (m.top_k >= 1, f"model.top_k must be >= 1, got {m.top_k}"),
             (0 < m.lipschitz < 1, f"model.lipschitz must be in (0, 1), got {m.lipschitz}"),
             (m.use_face or m.use_audio, "model.use_face and model.use_audio are both false"),
+            (m.audio_encoder in ("linear", "prosody"),
+             f"model.audio_encoder must be 'linear' or 'prosody', got {m.audio_encoder!r}"),
             (m.objective in ("afrdl", "mse"),
              f"model.objective must be 'afrdl' or 'mse', got {m.objective!r}"),
             (m.distribution_loss in DISTRIBUTION_LOSSES,
@@ -294,6 +299,8 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     ``model.window`` and ``H`` as ``model.stride``; they are read as ``window = D, hop = H``."""
     data = dict(data)
     model = data.get("model")
+    if isinstance(model, dict) and "audio_encoder" not in model:
+        data["model"] = model = {**model, "audio_encoder": "linear"}  # saved before the option
     if isinstance(model, dict) and model.get("name") == "regnn-online" and "hop" not in model:
         hop = int(model.get("stride", ModelConfig.stride))
         data["model"] = {**model, "hop": hop,

@@ -23,6 +23,10 @@ from torch import nn
 
 from regnn.errors import ConfigError
 
+#: ``model.audio_encoder``: one linear map per log-mel frame (the paper's reading of Eq. 3), or
+#: :class:`ProsodyAudioEncoder` (prosody features and temporal context)
+AUDIO_ENCODERS = ("linear", "prosody")
+
 
 def sinusoidal_encoding(n_frames: int, width: int, device: torch.device | None = None,
                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -94,6 +98,46 @@ class FusionBlock(nn.Module):
         return x + self.drop(self.ff(self.norm_ff(x)))
 
 
+class ProsodyAudioEncoder(nn.Module):
+    """``Enc_A`` of Eq. (3) with prosody and temporal context (``model.audio_encoder =
+    "prosody"``): log-mel frames ``(B, T, n_mels)`` -> ``(B, T, width)``.
+
+    Per frame, beside the ``n_mels`` bands: the log energy (``logsumexp`` over the bands: the
+    loudness), the spectral centroid and spread (first two moments of the band index under
+    ``softmax`` of the bands: brightness and pitch-driven shifts of the harmonics) and the
+    frame-to-frame change of the three (speaking rate shows as their modulation). A linear map
+    to ``width`` is followed by ``layers`` residual temporal convolutions (kernel ``kernel``,
+    GELU), causal (left padding only) in the online model, so a frame's code sees
+    ``layers * (kernel - 1)`` neighbouring frames instead of itself alone.
+    """
+
+    def __init__(self, n_mels: int, width: int, layers: int = 2, kernel: int = 5,
+                 causal: bool = False) -> None:
+        super().__init__()
+        self.causal, self.kernel = causal, kernel
+        self.register_buffer("bands", torch.linspace(0.0, 1.0, n_mels), persistent=False)
+        self.proj = nn.Linear(n_mels + 6, width)
+        self.convs = nn.ModuleList(nn.Conv1d(width, width, kernel) for _ in range(layers))
+
+    def prosody(self, logmel: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 6)``: log energy, centroid, spread and their frame-to-frame changes."""
+        energy = torch.logsumexp(logmel, dim=-1, keepdim=True)
+        w = torch.softmax(logmel, dim=-1)
+        centroid = (w * self.bands).sum(-1, keepdim=True)
+        spread = (w * (self.bands - centroid) ** 2).sum(-1, keepdim=True).clamp_min(0).sqrt()
+        p = torch.cat([energy / 10.0, centroid, spread], dim=-1)
+        delta = torch.diff(p, dim=1, prepend=p[:, :1])
+        return torch.cat([p, delta], dim=-1)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        x = self.proj(torch.cat([logmel, self.prosody(logmel)], dim=-1)).transpose(1, 2)
+        k = self.kernel - 1
+        pad = (k, 0) if self.causal else (k // 2, k - k // 2)
+        for conv in self.convs:
+            x = x + conv(F.gelu(F.pad(x, pad, mode="replicate")))
+        return x.transpose(1, 2)
+
+
 class PerceptualProcessor(nn.Module):
     """Speaker encoder and cross-modal fusion (paper Eq. 3 and the fusion of Sec. IV-A).
 
@@ -103,14 +147,21 @@ class PerceptualProcessor(nn.Module):
     def __init__(self, face_dim: int = 25, audio_dim: int = 64, width: int = 128,
                  heads: int = 4, cross_layers: int = 1, self_layers: int = 1,
                  ffn_mult: int = 2, dropout: float = 0.0, use_face: bool = True,
-                 use_audio: bool = True) -> None:
+                 use_audio: bool = True, audio_encoder: str = "linear",
+                 causal: bool = False) -> None:
         super().__init__()
         if not (use_face or use_audio):
             raise ConfigError("the perceptual processor needs at least one modality "
                               "(use_face or use_audio)")
         self.use_face, self.use_audio, self.width = use_face, use_audio, width
         self.face_proj = nn.Linear(face_dim, width) if use_face else None
-        self.audio_proj = nn.Linear(audio_dim, width) if use_audio else None
+        if audio_encoder not in AUDIO_ENCODERS:
+            raise ConfigError(f"model.audio_encoder must be one of {', '.join(AUDIO_ENCODERS)}, "
+                              f"got {audio_encoder!r}")
+        self.audio_proj: nn.Module | None = None
+        if use_audio:
+            self.audio_proj = (nn.Linear(audio_dim, width) if audio_encoder == "linear" else
+                               ProsodyAudioEncoder(audio_dim, width, causal=causal))
         both = use_face and use_audio
         self.cross = nn.ModuleList(
             FusionBlock(width, heads, ffn_mult, dropout, cross=True)

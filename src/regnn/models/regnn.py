@@ -187,7 +187,8 @@ class REGNN(nn.Module):
         self.cfg = cfg
         self.perceptual = PerceptualProcessor(
             cfg.face_dim, cfg.audio_dim, cfg.width, cfg.heads, cfg.cross_layers, cfg.self_layers,
-            cfg.ffn_mult, cfg.dropout, cfg.use_face, cfg.use_audio,
+            cfg.ffn_mult, cfg.dropout, cfg.use_face, cfg.use_audio, cfg.audio_encoder,
+            causal=cfg.causal,
         )
         self.cognitive = CognitiveProcessor(
             cfg.width, NUM_ATTRIBUTES, cfg.window, cfg.edge_channels, cfg.edge_key_dim, cfg.top_k,
