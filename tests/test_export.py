@@ -86,7 +86,7 @@ def test_first_step_bound_holds_for_any_input(norm: bool, scale: float) -> None:
 
 @torch.no_grad()
 def test_fixed_inverse_meets_its_tolerance_and_round_trips() -> None:
-    from regnn.export import FixedInverse, inverse_schedule
+    from regnn.export import FixedInverse, early_stops, inverse_schedule
 
     g = torch.Generator().manual_seed(3)
     motor = _random_motor(g, D=12, layers=2)
@@ -97,15 +97,18 @@ def test_fixed_inverse_meets_its_tolerance_and_round_trips() -> None:
         schedule = inverse_schedule(motor, tol)
         # the error shares add up to the tolerance after amplification by the later inverses
         assert math.isclose(sum(s["tolerance"] * s["amplification"] for s in schedule), tol)
-        x = FixedInverse(motor, [int(s["iterations"]) for s in schedule])(z, edges, adjacency)
+        iterations = [int(s["iterations"]) for s in schedule]
         exact, info = motor.inverse(z, edges, adjacency, tol=1e-12, max_iter=5000)
         assert info.converged
-        err = (x - exact).flatten(-2).norm(dim=-1).max()
-        assert float(err) <= tol
-        # round trip: ‖f(x) - z‖ <= Lip(f) ‖x - x*‖ <= Π(1 + c_i) tol
-        lip = math.prod(1.0 + s["lipschitz"] for s in schedule)
-        back = (motor(x, edges, adjacency) - z).flatten(-2).norm(dim=-1).max()
-        assert float(back) <= lip * tol
+        # fixed counts, and stopping early on the a-posteriori certificate
+        for stops in (None, early_stops(schedule)):
+            x = FixedInverse(motor, iterations, stops)(z, edges, adjacency)
+            err = (x - exact).flatten(-2).norm(dim=-1).max()
+            assert float(err) <= tol
+            # round trip: ‖f(x) - z‖ <= Lip(f) ‖x - x*‖ <= Π(1 + c_i) tol
+            lip = math.prod(1.0 + s["lipschitz"] for s in schedule)
+            back = (motor(x, edges, adjacency) - z).flatten(-2).norm(dim=-1).max()
+            assert float(back) <= lip * tol
     # fixed_point with iterations=N runs exactly N steps
     layer: REGNNLayer = motor.layers[0]
     e0 = prepare_edges(edges, adjacency)
@@ -195,7 +198,7 @@ def test_exported_inverse_meets_its_stated_tolerance(ort: ModuleType,
     """The inverse graph alone (what both graphs contain): onnxruntime's result against the
     tolerance-stopped PyTorch inverse and through the forward map; for the run's motor and
     for one whose logits need the softmax's overflow guard (as the demo run's do)."""
-    from regnn.export import FixedInverse, _onnx_export, inverse_schedule
+    from regnn.export import FixedInverse, _onnx_export, early_stops, inverse_schedule
     from regnn.models.runs import load_module
 
     run, out = offline_export
@@ -203,15 +206,17 @@ def test_exported_inverse_meets_its_stated_tolerance(ort: ModuleType,
     g = torch.Generator().manual_seed(2)
     big = _random_motor(g, D=50, layers=2, scale=30.0).float()
     assert all(c["safe_exp"] for c in big.inverse_constants())
-    motors = [(load_module(run).model.motor, meta["inverse"]["iterations"]),
-              (big, [int(s["iterations"]) for s in inverse_schedule(big, TOL)])]
-    for i, (motor, iterations) in enumerate(motors):
+    loose = inverse_schedule(big, 1e-3)
+    motors = [(load_module(run).model.motor, meta["inverse"]["iterations"], None, TOL),
+              (big, [int(s["iterations"]) for s in inverse_schedule(big, TOL)], None, TOL),
+              (big, [int(s["iterations"]) for s in loose], early_stops(loose), 1e-3)]
+    for i, (motor, iterations, stops, tol) in enumerate(motors):
         P = motor.layers[0].w_e.shape[0]
         edges, adjacency = _edges(2, P, 25, 6, g)
         z = torch.randn((2, K, 25, 50), generator=g)
         inputs = {"z": z, "edges": edges, "adjacency": adjacency}
         path = tmp_path / f"inverse{i}.onnx"
-        _onnx_export(FixedInverse(motor, iterations).eval(), inputs, ["x"], {}, path)
+        _onnx_export(FixedInverse(motor, iterations, stops).eval(), inputs, ["x"], {}, path)
         (x,) = _session(ort, path).run(None, {k: v.numpy() for k, v in inputs.items()})
         motor = motor.double()
         with torch.no_grad():
@@ -219,10 +224,11 @@ def test_exported_inverse_meets_its_stated_tolerance(ort: ModuleType,
                                         max_iter=5000)
             assert info.converged
             err = np.linalg.norm((x - exact.numpy()).reshape(2, K, -1), axis=-1).max()
-            assert err <= TOL
+            assert err <= tol
             lip = math.prod(1.0 + layer.certified_lipschitz() for layer in motor.layers)
             back = motor(torch.from_numpy(x).double(), edges.double(), adjacency) - z.double()
-            assert float(back.flatten(-2).norm(dim=-1).max()) <= lip * TOL
+            assert float(back.flatten(-2).norm(dim=-1).max()) <= lip * tol
+        motor.float()
 
 
 def _load_example() -> ModuleType:
