@@ -31,7 +31,6 @@ input.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import warnings
 from collections.abc import Iterator
@@ -616,11 +615,3 @@ def verify_graph(path: Path, model: nn.Module, inputs: dict[str, torch.Tensor]
     return {"max_abs_diff_onnxruntime_vs_torch": diff, "onnxruntime_s": round(ort_s, 4),
             "torch_s": round(torch_s, 4),
             "inputs": "random speaker features, the run's noise recipe (seed)"}
-
-
-def read_meta(out: str | Path) -> dict[str, Any]:
-    path = Path(out) / META_NAME
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read the export's meta data: {exc}") from None
