@@ -1,8 +1,10 @@
 """Exported graphs against PyTorch: per-frame cost of the online step, per-clip cost offline.
 
     python benchmarks/bench_export.py --online-run RUN_ONLINE [--offline-run RUN] [--ks 1,10]
+    python benchmarks/bench_export.py        # demo-output/run (make demo) or an untrained
+                                             # demo-size model, and an untrained online one
 
-For each run it writes the export to a temporary folder (``regnn export``) and times, on one
+For each model it writes the export to a temporary folder (``regnn export``) and times, on one
 thread each (``torch.set_num_threads(1)``, onnxruntime ``intra_op_num_threads=1``):
 
 * **online** (an online run): a ``--frames``-frame speaker clip pushed frame by frame through
@@ -62,12 +64,29 @@ def speaker(frames: int, audio_dim: int, seed: int = 0) -> tuple[np.ndarray, np.
     return face, rng.standard_normal((frames, audio_dim)).astype(np.float32)
 
 
-def bench_online(run: str, ks: list[int], frames: int, es_tol: float) -> None:
-    from regnn.export import OnlineStep, export_run, online_example
-    from regnn.models.runs import load_module
+def load(run: str | None, online: bool):  # noqa: ANN201
+    """``(module, label)``: a run's module, or an UNTRAINED demo-size one."""
+    if run:
+        from regnn.models.runs import load_module
+
+        return load_module(run), run
+    from regnn.config import load_config, merge
+    from regnn.models.registry import model_class
+    from regnn.online.model import online_overrides
+
+    torch.manual_seed(0)
+    cfg = load_config("demo")
+    if online:
+        cfg = merge(cfg, online_overrides())
+    module = model_class(cfg.model.name)(cfg.to_dict()).eval()
+    return module, f"UNTRAINED demo-size {cfg.model.name}"
+
+
+def bench_online(run: str | None, ks: list[int], frames: int, es_tol: float) -> None:
+    from regnn.export import OnlineStep, export_module, online_example
     from regnn.online.model import REGNNStream
 
-    module = load_module(run)
+    module, run = load(run, online=True)
     cfg = module.config.model
     face, audio = speaker(frames, cfg.audio_dim)
     example = _example()
@@ -77,7 +96,7 @@ def bench_online(run: str, ks: list[int], frames: int, es_tol: float) -> None:
           f"{'ort early-stop':>15}  (ms per frame)   fixed N, tolerance; early-stop cap")
     for k in ks:
         with tempfile.TemporaryDirectory() as tmp:
-            meta = export_run(run, tmp, samples=k, verify=False)
+            meta = export_module(module, tmp, run, samples=k, verify=False)
             inv = meta["inverse"]
             stream = REGNNStream(module, k=k, seed=0)
             t0 = time.perf_counter()
@@ -99,7 +118,8 @@ def bench_online(run: str, ks: list[int], frames: int, es_tol: float) -> None:
                 onnx_stream.push(face[t:t + 1], audio[t:t + 1])
             ort_frame = (time.perf_counter() - t0) / frames
         with tempfile.TemporaryDirectory() as tmp:
-            es = export_run(run, tmp, samples=k, verify=False, early_stop=True, tol=es_tol)
+            es = export_module(module, tmp, run, samples=k, verify=False, early_stop=True,
+                               tol=es_tol)
             onnx_stream = example.OnnxStream(tmp, seed=0, threads=1)
             t0 = time.perf_counter()
             for t in range(frames):
@@ -111,14 +131,13 @@ def bench_online(run: str, ks: list[int], frames: int, es_tol: float) -> None:
               f"{'+'.join(map(str, es['inverse']['iterations']))}, {es_tol:g}")
 
 
-def bench_offline(run: str, k: int, frames: int, repeat: int, es_tol: float) -> None:
-    from regnn.export import OfflineGenerator, export_run, offline_draws
-    from regnn.models.runs import load_module
+def bench_offline(run: str | None, k: int, frames: int, repeat: int, es_tol: float) -> None:
+    from regnn.export import OfflineGenerator, export_module, offline_draws
 
-    module = load_module(run)
+    module, run = load(run, online=False)
     net, gen = module.model, module.config.generate
     with tempfile.TemporaryDirectory() as tmp:
-        meta = export_run(run, tmp, samples=k, frames=frames, verify=False)
+        meta = export_module(module, tmp, run, samples=k, frames=frames, verify=False)
         inv = meta["inverse"]
         g = torch.Generator().manual_seed(0)
         face = torch.rand((1, frames, net.cfg.face_dim), generator=g)
@@ -154,8 +173,8 @@ def bench_offline(run: str, k: int, frames: int, repeat: int, es_tol: float) -> 
         t_ort = timed(lambda: sess.run(None, feed))
         raw = sess.run(["raw"], feed)[0]
     with tempfile.TemporaryDirectory() as tmp:
-        es = export_run(run, tmp, samples=k, frames=frames, verify=False, early_stop=True,
-                        tol=es_tol)
+        es = export_module(module, tmp, run, samples=k, frames=frames, verify=False,
+                           early_stop=True, tol=es_tol)
         sess = ort.InferenceSession(str(Path(tmp) / es["offline"]["file"]), opts,
                                     providers=["CPUExecutionProvider"])
         t_es = timed(lambda: sess.run(None, feed))
@@ -175,24 +194,28 @@ def bench_offline(run: str, k: int, frames: int, repeat: int, es_tol: float) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--online-run", help="an online run (regnn train --online)")
-    ap.add_argument("--offline-run", help="an offline run (regnn train)")
+    ap.add_argument("--online-run", help="an online run (regnn train --online; default: an "
+                    "untrained demo-size online model)")
+    ap.add_argument("--offline-run", help="an offline run (regnn train; default: "
+                    "demo-output/run when it exists, else an untrained demo-size model)")
     ap.add_argument("--ks", default="1,10", help="K values of the online part")
     ap.add_argument("--k", type=int, default=10, help="K of the offline part")
     ap.add_argument("--frames", type=int, default=750)
     ap.add_argument("--repeat", type=int, default=3, help="offline repetitions (median)")
     ap.add_argument("--es-tol", type=float, default=1e-4,
                     help="inverse tolerance of the --early-stop exports")
+    ap.add_argument("--skip-online", action="store_true")
+    ap.add_argument("--skip-offline", action="store_true")
     args = ap.parse_args()
-    if not (args.online_run or args.offline_run):
-        ap.error("give --online-run and/or --offline-run")
+    if args.offline_run is None and (ROOT / "demo-output" / "run" / "config.yaml").is_file():
+        args.offline_run = str(ROOT / "demo-output" / "run")
     torch.set_num_threads(1)
     print("[start] load average (1, 5, 15 min): " +
           ", ".join(f"{x:.2f}" for x in os.getloadavg()))
-    if args.online_run:
+    if not args.skip_online:
         bench_online(args.online_run, [int(k) for k in args.ks.split(",")], args.frames,
                      args.es_tol)
-    if args.offline_run:
+    if not args.skip_offline:
         bench_offline(args.offline_run, args.k, args.frames, args.repeat, args.es_tol)
     print("[end] load average (1, 5, 15 min): " +
           ", ".join(f"{x:.2f}" for x in os.getloadavg()))

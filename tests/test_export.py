@@ -148,6 +148,9 @@ def online_export(ort: ModuleType, synthetic_root: Path, tiny_config: Path,
                  "--hop", "4")
     out = base / "onnx"
     assert main(["export", "--run", str(run), "--out", str(out), "--samples", str(K)]) == 0
+    early = base / "onnx-early"
+    assert main(["export", "--run", str(run), "--out", str(early), "--samples", str(K),
+                 "--early-stop", "--tol", "1e-4", "--no-check"]) == 0
     return run, out
 
 
@@ -268,13 +271,17 @@ def test_online_step_and_example_loop_equal_the_torch_stream(
                           for t in range(0, T, 5)], axis=1)
 
     example = _load_example()
-    onnx_stream = example.OnnxStream(out, seed=0)
-    onnx_stream.u = stream._u.float().numpy()
-    onnx_stream._noise = lambda frames: noise.pop(0)
-    got = np.concatenate([onnx_stream.push(face[t:t + 1], audio[t:t + 1]) for t in range(T)],
-                         axis=1)
-    assert got.shape == ref.shape == (K, T, 25) and not noise
-    assert np.abs(got - ref).max() < 1e-4
+    for folder in (out, out.parent / "onnx-early"):  # fixed counts; --early-stop --tol 1e-4
+        inv = json.loads((folder / "regnn_export.json").read_text())["inverse"]
+        assert inv["early_stop"] == (folder != out)
+        onnx_stream = example.OnnxStream(folder, seed=0)
+        onnx_stream.u = stream._u.float().numpy()
+        draws = list(noise)
+        onnx_stream._noise = lambda frames, draws=draws: draws.pop(0)
+        got = np.concatenate([onnx_stream.push(face[t:t + 1], audio[t:t + 1])
+                              for t in range(T)], axis=1)
+        assert got.shape == ref.shape == (K, T, 25) and not draws
+        assert np.abs(got - ref).max() < 1e-4
 
 
 def test_example_runs_with_onnxruntime_and_numpy_only(ort: ModuleType,

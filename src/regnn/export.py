@@ -24,8 +24,8 @@ is left to the caller (``examples/onnx_stream.py`` does it in NumPy).
 
 **The inverse** (Eq. 5 by Eq. 14) runs a fixed number of iterations per motor layer, derived
 from the certified bound (:func:`inverse_schedule`): the graphs contain no data-dependent
-loop, and every decoded window is within the stated tolerance of the exact inverse, for any
-input.
+loop (unless ``--early-stop``, :class:`FixedInverse`), and every decoded window is within the
+stated tolerance of the exact inverse, for any input.
 """
 
 from __future__ import annotations
@@ -473,7 +473,16 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best",
     """
     from regnn.models.runs import load_module
 
-    module = load_module(run, checkpoint)
+    return export_module(load_module(run, checkpoint), out, str(run), checkpoint, tol,
+                         samples, frames, seed, verify, early_stop)
+
+
+def export_module(module: nn.Module, out: str | Path, source: str = "", checkpoint: str = "",
+                  tol: float | None = None, samples: int | None = None,
+                  frames: int | None = None, seed: int = 0, verify: bool = True,
+                  early_stop: bool = False) -> dict[str, Any]:
+    """:func:`export_run` of a loaded (Lightning) module of regnn; ``source`` names it in
+    the JSON and in errors."""
     cfg = module.config
     name = cfg.model.name
     tol = float(cfg.model.inverse_tol if tol is None else tol)
@@ -486,7 +495,7 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best",
     g = torch.Generator().manual_seed(int(seed))
     meta: dict[str, Any] = {
         "format": FORMAT, "regnn_version": __version__, "torch_version": torch.__version__,
-        "run": str(run), "checkpoint": checkpoint, "model": name, "opset": OPSET,
+        "run": source, "checkpoint": checkpoint, "model": name, "opset": OPSET,
         "attributes": list(schema.ATTRIBUTE_NAMES), "fps": schema.FPS,
         "ranges": {"low": schema.LOW.tolist(), "high": schema.HIGH.tolist()},
         "samples": k, "seed": seed,
@@ -494,7 +503,7 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best",
     if name == "regnn-online":
         online = module.online
         net = online.net
-        _check_exportable(net, str(run))
+        _check_exportable(net, source)
         schedule = inverse_schedule(net.motor, tol)
         step = OnlineStep(online, k, [int(s["iterations"]) for s in schedule],
                           early_stops(schedule) if early_stop else None).eval()
@@ -536,7 +545,7 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best",
         graph, wrapper = target, step
     elif name == "regnn":
         net = module.model
-        _check_exportable(net, str(run))
+        _check_exportable(net, source)
         schedule = inverse_schedule(net.motor, tol)
         T = int(schema.CLIP_FRAMES if frames is None else frames)
         gen = OfflineGenerator(net, k, T, mode, [int(s["iterations"]) for s in schedule],
@@ -567,7 +576,7 @@ def export_run(run: str | Path, out: str | Path, checkpoint: str = "best",
         }
         graph, wrapper = target, gen
     else:
-        raise ConfigError(f"{run}: regnn export supports the models 'regnn' and "
+        raise ConfigError(f"{source}: regnn export supports the models 'regnn' and "
                           f"'regnn-online', not {name!r}")
     meta["inverse"] = _inverse_meta(schedule, tol, net.cfg.window, early_stop)
     meta["sampling"] = _sampling_meta(net, mode, sigma, scale)
