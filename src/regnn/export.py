@@ -580,6 +580,16 @@ def export_module(module: nn.Module, out: str | Path, source: str = "", checkpoi
                           f"'regnn-online', not {name!r}")
     meta["inverse"] = _inverse_meta(schedule, tol, net.cfg.window, early_stop)
     meta["sampling"] = _sampling_meta(net, mode, sigma, scale)
+    if net.cfg.use_audio:
+        from regnn.data import audio as af
+
+        meta["audio_features"] = {
+            "version": af.FEATURE_VERSION, "sample_rate": af.SAMPLE_RATE, "hop": af.HOP,
+            "n_fft": af.N_FFT, "n_mels": af.N_MELS,
+            "definition": ("log(mel_power + 1e-6) per 40-ms frame of the mono signal at "
+                           "16 kHz: librosa.feature.melspectrogram(sr=16000, n_fft=1024, "
+                           "hop_length=640, n_mels=64, power=2.0), frame t centred on video "
+                           "frame t (regnn.data.audio)")}
     meta["random_inputs"] = ("the graphs draw no random numbers: noise and u are inputs; "
                              "the sampling section says how regnn draws them")
     if verify:
