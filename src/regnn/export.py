@@ -87,8 +87,7 @@ def inverse_schedule(motor: REGNNMotor, tol: float) -> list[dict[str, float | in
     return out
 
 
-@torch.jit.script
-def _iterate(y: torch.Tensor, iterations: int, w_qm: torch.Tensor, key_dim: int,
+def _iterate_eager(y: torch.Tensor, iterations: int, w_qm: torch.Tensor, key_dim: int,
              e_r: torch.Tensor, e_p: torch.Tensor, w: torch.Tensor, scale: torch.Tensor,
              shift: torch.Tensor, adjacency: torch.Tensor, safe: bool,
              stop: float = -1.0) -> torch.Tensor:
@@ -117,6 +116,11 @@ def _iterate(y: torch.Tensor, iterations: int, w_qm: torch.Tensor, key_dim: int,
         x = x_new
         k += 1
     return x
+
+
+with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, but
+    warnings.simplefilter("ignore")  # the TorchScript ONNX exporter turns it into a Loop
+    _iterate = torch.jit.script(_iterate_eager)
 
 
 class FixedInverse(nn.Module):
