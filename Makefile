@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml setup.py src/regnn/_mkl_shim.c constraints.txt
 	@echo ">> setting up $(VENV) (first run installs pinned dependencies, ~2-3 min)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,export]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

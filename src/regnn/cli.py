@@ -21,6 +21,7 @@ from regnn.commands import (
     data,
     demo,
     evaluate,
+    export,
     generate,
     render,
     report,
@@ -34,6 +35,7 @@ from regnn.mkl import apply_vendor_fix
 #: the command modules, in the order ``regnn --help`` lists them
 COMMANDS: tuple[ModuleType, ...] = (
     synth, data, demo, render, report, train, generate, bench, baseline, evaluate, serve,
+    export,
 )
 
 

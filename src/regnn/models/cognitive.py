@@ -64,7 +64,9 @@ class MEFL(nn.Module):
         # (linalg's norm over a middle dimension was ~10x slower)
         a = attn.detach()
         keep = top_k_mask((a * a).sum(dim=1).sqrt(), self.top_k)  # (B, src, dst)
-        adjacency = keep.transpose(-1, -2) | torch.eye(I, dtype=torch.bool, device=z.device)
+        # the self loops as a float eye compared, not a bool eye: onnxruntime has no bool
+        # EyeLike (ONNX export)
+        adjacency = keep.transpose(-1, -2) | (torch.eye(I, dtype=z.dtype, device=z.device) > 0)
         edges = attn.transpose(-1, -2) * adjacency[:, None]
         return edges, adjacency
 
@@ -75,7 +77,10 @@ def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     if k >= n:
         return torch.ones_like(scores, dtype=torch.bool)
     idx = scores.topk(k, dim=-1).indices
-    return torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, idx, True)
+    # scattered from a tensor, not the scalar True: the TorchScript tracer (ONNX export) has
+    # no schema for a bool scalar scatter
+    return torch.zeros_like(scores, dtype=torch.bool).scatter_(
+        -1, idx, torch.ones_like(idx, dtype=torch.bool))
 
 
 class CognitiveProcessor(nn.Module):

@@ -96,7 +96,7 @@ class REGNNLayer(ContractiveResidual):
                  norm: bool = False) -> None:
         super().__init__()
         self.set_lipschitz(lipschitz)
-        self.node_dim, self.key_dim = node_dim, key_dim
+        self.node_dim, self.key_dim, self.nodes = node_dim, key_dim, nodes
         self.max_out_degree = max_out_degree
         std = 0.1 / math.sqrt(node_dim)
         self.w_q = nn.Parameter(torch.randn(node_dim, key_dim) * std)
@@ -122,6 +122,30 @@ class REGNNLayer(ContractiveResidual):
         attn = self.node_dim / (2.0 * math.sqrt(self.key_dim)) * nq * nm * (1.0 + sq)
         bound = 0.25 * self.w_e.abs().sum() * (sq + attn)
         return bound * self.log_a.max().exp() if self.norm else bound
+
+    @torch.no_grad()
+    def first_step_bound(self, gamma: torch.Tensor | float | None = None) -> float:
+        r"""A bound of the fixed-point iteration's first step ``‖x_1 - x_0‖ = ‖φ(y)‖`` (Frobenius
+        over the ``I x D`` graph) that holds for *every* input ``y`` and every edge set:
+        ``‖φ(y)‖ <= γ ‖w_e‖_1 sqrt(I D)``.
+
+        Derivation. ``φ(y) = γ Σ_p w_p Π_p s`` (Eq. 13 with the channels of Eq. 10 kept apart)
+        with ``s = Sig(·) ∈ (0, 1)^{I x D}`` (with or without the normalisation: a sigmoid's
+        range) and ``Π_p`` the attention of channel ``p``: its entries are ``>= 0`` (``exp`` of
+        the logits times the non-negative ``e^0``, divided by their positive row sum) and each
+        row sums to 1 (Eq. 10 normalises over the neighbours, and ``e^0 >= EDGE_FLOOR`` on the
+        adjacency, which holds the self loop). So row ``i`` of ``Π_p s`` is a convex combination
+        of rows of ``s``, a point of ``(0, 1)^D``, of norm ``< sqrt(D)``; hence ``‖Π_p s‖ <
+        sqrt(I D)`` and, by the triangle inequality over the channels, ``‖φ(y)‖ <= γ Σ_p |w_p|
+        sqrt(I D)``. Nothing here depends on ``y``, the weights ``W_q, W_m`` or the edges,
+        which is what lets :func:`~regnn.models.invertible.iterations_for` fix the number of
+        iterations of the inverse in advance (the exported inverse). The bound is returned
+        ``1e-5`` larger (relative): ``φ`` computed in float32 may round above the exact value
+        when every ``s`` is 1 to float precision.
+        """
+        g = self.gamma() if gamma is None else gamma
+        return float(torch.as_tensor(g) * self.w_e.detach().abs().sum()) * math.sqrt(
+            self.nodes * self.node_dim) * (1.0 + 1e-5)
 
     def logit_bound(self) -> float:
         """``max |l_ij|`` over ``s ∈ (0,1)^D``: ``D ‖W_q‖_2 ‖W_m‖_2 / √d_k``."""
