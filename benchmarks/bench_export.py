@@ -84,7 +84,7 @@ def load(run: str | None, online: bool):  # noqa: ANN201
 
 def bench_online(run: str | None, ks: list[int], frames: int, es_tol: float) -> None:
     from regnn.export import OnlineStep, export_module, online_example
-    from regnn.online.model import REGNNStream
+    from regnn.online.model import open_stream
 
     module, run = load(run, online=True)
     cfg = module.config.model
@@ -98,7 +98,7 @@ def bench_online(run: str | None, ks: list[int], frames: int, es_tol: float) -> 
         with tempfile.TemporaryDirectory() as tmp:
             meta = export_module(module, tmp, run, samples=k, verify=False)
             inv = meta["inverse"]
-            stream = REGNNStream(module, k=k, seed=0)
+            stream = open_stream(module, k=k, seed=0)
             t0 = time.perf_counter()
             for t in range(frames):
                 stream.push_features(face[t:t + 1], audio[t:t + 1])

@@ -21,7 +21,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("regnn.models",)),
     ("pipelines", ("regnn.results", "regnn.evaluate", "regnn.generate", "regnn.train",
                    "regnn.references", "regnn.api", "regnn.report", "regnn.render",
-                   "regnn.bench", "regnn.online", "regnn.fid", "regnn.export")),
+                   "regnn.bench", "regnn.online", "regnn.fid", "regnn.export",
+                   "regnn.export_graphs")),
     ("commands", ("regnn.commands", "regnn.cli", "regnn.__main__")),
 )
 #: deliberately unrolled numba kernels may be longer

@@ -245,7 +245,7 @@ def _load_example() -> ModuleType:
 def test_online_step_and_example_loop_equal_the_torch_stream(
         ort: ModuleType, online_export: tuple[Path, Path]) -> None:
     from regnn.models.runs import load_module
-    from regnn.online.model import REGNNStream
+    from regnn.online.model import open_stream
 
     run, out = online_export
     meta = json.loads((out / "regnn_export.json").read_text())
@@ -253,7 +253,7 @@ def test_online_step_and_example_loop_equal_the_torch_stream(
     assert meta["check"]["max_abs_diff_onnxruntime_vs_torch"] < 1e-4  # export's own check
     assert (meta["online"]["context"], meta["online"]["hop"]) == (10, 4)
     module = load_module(run)
-    stream = REGNNStream(module, k=K, seed=3)
+    stream = open_stream(module, k=K, seed=3)
     noise: list[np.ndarray] = []
     draw = stream._new_noise
 
