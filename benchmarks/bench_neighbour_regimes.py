@@ -12,6 +12,9 @@ complete linkage, all other settings the defaults) and compares its off-diagonal
 ``synthetic_truth.json``. Precision and recall are pooled over the three splits (true
 positives, built and true pairs summed), and the worst split is shown beside them. For
 ``auto`` the chosen distance is listed per split (m = motion, d = dtw, - = none grouped).
+Precision and recall are also given among the first persons speaking (forward items) and
+among the second persons speaking (mirrored items) separately: the truth never groups one
+with the other.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def evaluate(root: Path, methods: list[str], audio: bool) -> dict[str, dict]:
         name = method.removesuffix("+audio")
         tp = pred = true = 0
         worst_p, worst_r, chosen = 1.0, 1.0, []
+        blocks = {"first": [0, 0, 0], "second": [0, 0, 0]}  # tp, built, true per item kind
         for split in SPLITS:
             speakers, mels = data[split]
             choice = nb.build_from_arrays(speakers, mels if use_audio else None, name)
@@ -60,12 +64,24 @@ def evaluate(root: Path, methods: list[str], audio: bool) -> dict[str, dict]:
             tp, pred, true = tp + pr["true_positives"], pred + pr["predicted"], true + pr["true"]
             worst_p = min(worst_p, pr["precision"] if pr["predicted"] else 1.0)
             worst_r = min(worst_r, pr["recall"] if pr["true"] else 1.0)
+            n = len(g) // 2
+            for kind, sl in (("first", slice(0, n)), ("second", slice(n, 2 * n))):
+                b = nb.precision_recall(choice.grouping.matrix[sl, sl],
+                                        (g[:, None] == g[None, :])[sl, sl])
+                acc = blocks[kind]
+                acc[0] += b["true_positives"]
+                acc[1] += b["predicted"]
+                acc[2] += b["true"]
             grouped = choice.grouping.threshold_rule == "auto"
             chosen.append(choice.method[0] if grouped else "-")
         out[method] = {"precision": tp / pred if pred else float("nan"),
                        "recall": tp / true if true else float("nan"),
                        "worst_precision": worst_p, "worst_recall": worst_r,
-                       "chosen": "".join(chosen)}
+                       "chosen": "".join(chosen),
+                       # pairs among first persons speaking / among second persons speaking
+                       **{f"{k}_{m}": (v[0] / v[i] if v[i] else float("nan"))
+                          for k, v in blocks.items()
+                          for m, i in (("precision", 1), ("recall", 2))}}
     return out
 
 
@@ -99,6 +115,9 @@ def main() -> None:
                 f"(worst split {fmt(r[method]['worst_precision'])}/"
                 f"{fmt(r[method]['worst_recall'])}"
                 + (f", chose {r[method]['chosen']}" if method.startswith("auto") else "")
+                + f"; first persons {fmt(r[method]['first_precision'])}/"
+                f"{fmt(r[method]['first_recall'])}, second {fmt(r[method]['second_precision'])}/"
+                f"{fmt(r[method]['second_recall'])}"
                 + ")" for s, r in zip(seeds, per_seed, strict=True))
             print(f"{regime:<14} {method:<11} {cells}", flush=True)
     print(f"({time.perf_counter() - t0:.0f} s; {args.dyads} dyads per dataset; P/R pooled "
@@ -113,6 +132,17 @@ def main() -> None:
                 f"{fmt(r['worst_recall'])})"
                 + (f" [{r['chosen']}]" if method.startswith("auto") else "") for r in res)
             print(f"| {regime} | {method} | {cells} |")
+        print("\nBy item kind (pairs among first persons speaking / among second persons "
+              "speaking), P / R:")
+        kinds = " | ".join(f"seed {s} first | seed {s} second" for s in seeds)
+        print(f"\n| regime | method | {kinds} |")
+        print("|---|---|" + "---|---|" * len(seeds))
+        for regime, method, res in rows:
+            if method.startswith("auto"):
+                cells = " | ".join(
+                    f"{fmt(r['first_precision'])} / {fmt(r['first_recall'])} | "
+                    f"{fmt(r['second_precision'])} / {fmt(r['second_recall'])}" for r in res)
+                print(f"| {regime} | {method} | {cells} |")
 
 
 if __name__ == "__main__":

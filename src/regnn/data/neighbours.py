@@ -10,7 +10,9 @@ procedure in two steps (details and measured figures in ``docs/neighbours.md``):
    channel over the whole split (every attribute then weighs the same whatever its range).
    Then one of:
 
-   * ``motion`` (default): ``1 - r`` with r the Pearson correlation between two speakers'
+   * ``auto`` (default): ``motion`` if it shows substantial cluster structure, else
+     ``dtw`` (:func:`choose`; the criterion, a silhouette above 0.25, is reported).
+   * ``motion``: ``1 - r`` with r the Pearson correlation between two speakers'
      frame-to-frame changes (first differences of the z-scored channels, all channels
      concatenated). Differencing removes each person's constant baseline (resting face,
      detector calibration, a habitually raised AU) and keeps *what the face does when*.
@@ -18,12 +20,13 @@ procedure in two steps (details and measured figures in ``docs/neighbours.md``):
      each item's per-channel mean too, but slow trends dominate where ``motion`` weighs
      every change by its speed; a mimicking listener who lags a speaker by a fraction of a
      second still correlates strongly in level, much less in motion.
-   * ``dtw``: dynamic time warping between 1-second window means of the z-scored channels
-     (Sakoe-Chiba band), RMS per step; tolerant to timing differences between speakers.
+   * ``dtw``: dynamic time warping without a band between 2-second window means of the
+     channels smoothed over 1 s, RMS per step: the course of behaviour states at any pace
+     and timing (speakers who play the same episodes with boundaries at different times).
    * ``stats``: time-invariant summary statistics per channel (mean, std, 10th and 90th
      percentiles, mean absolute change), z-scored across items; Euclidean distance divided by
      the square root of the number of features. The only method where baselines count and
-     timing does not: for recordings whose speakers are not time-locked to each other.
+     neither timing nor order does.
 
 2. **From distances to a matrix.** Agglomerative clustering (``complete`` linkage by
    default) cut at a distance threshold; ``A[k, j] = 1`` when items k and j fall in the same
@@ -32,9 +35,12 @@ procedure in two steps (details and measured figures in ``docs/neighbours.md``):
    REACT release's clustering does. ``linkage="none"`` gives the plain pairwise rule
    ``A[k, j] = d(k, j) <= threshold`` instead. The threshold is ``"auto"`` (the dendrogram cut
    that maximises the mean silhouette, a standard, label-free criterion of cluster quality;
-   when even the best cut scores <= 0.25, "no substantial structure" in Kaufman and
-   Rousseeuw's reading, every speaker keeps only its own listener and a warning says so),
-   an absolute distance, or ``"P%"``, the P-th percentile of the off-diagonal distances.
+   groups that show structure of their own are then split again by the same rule
+   (:func:`refine`); when even the best cut scores <= 0.25, "no substantial structure" in
+   Kaufman and Rousseeuw's reading, every speaker keeps only its own listener and a warning
+   says which threshold would have grouped), an absolute distance, or ``"P%"``, the P-th
+   percentile of the off-diagonal distances. Under ``dtw`` the two persons of one clip are
+   never grouped (:func:`_apart`).
 
 The diagonal is always 1. Items are in the mirrored order of ``react-protocol.md``.
 """
