@@ -175,3 +175,14 @@ def test_styles_and_listeners_per_context(written: dict[str, Path]):
     assert len(set(gains)) > 1  # every listener its own gain
     te = json.loads((written["episodes"] / "synthetic_truth.json").read_text())
     assert set(sum(te["listener_gains"].values(), [])) == {1.0}
+
+
+def test_neighbours_cli_reports_its_choice_on_shifted_episodes(written: dict[str, Path],
+                                                               tmp_path: Path, capsys):
+    root = written["episodes"]
+    assert main(["data", "neighbours", str(root), "--split", "train", "--out",
+                 str(tmp_path / "m.npy")]) == 0
+    out = capsys.readouterr().out
+    # motion finds no structure where speakers are not time-locked; the choice is reported
+    assert "method dtw" in out and "auto: first of motion/dtw with silhouette > 0.25" in out
+    assert "vs synthetic truth" in out
