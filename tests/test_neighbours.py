@@ -34,7 +34,7 @@ def _same_group(groups: list[int]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- distances
-@pytest.mark.parametrize("method", nb.METHODS)
+@pytest.mark.parametrize("method", nb.DISTANCES)
 def test_distances_are_symmetric_with_zero_diagonal(method):
     x = _clustered([0, 0, 1, 1, 2], t=100)
     d = nb.distance_matrix(x, method)
@@ -271,3 +271,99 @@ def test_data_subcommands_have_help(name, capsys):
         main(["data", name, "--help"])
     assert exc.value.code == 0
     assert "usage: regnn data " + name in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- auto, timing shifts
+def _scripted(groups: list[int], t: int = 750, c: int = 8, seed: int = 0) -> np.ndarray:
+    """Hand-built time-shifted episodes: each group plays its own script of 3 behaviour
+    states (means drawn from a bank of 5, shared between scripts), every item with its own
+    boundaries anywhere between 15 % and 85 % of the clip, plus smooth noise and a baseline."""
+    rng = np.random.default_rng(seed)
+    bank = rng.normal(0, 1.5, (5, c))
+    scripts = {0: (0, 1, 2), 1: (2, 1, 0), 2: (3, 0, 4), 3: (1, 4, 3)}
+    out = []
+    for g in groups:
+        while True:
+            cuts = np.sort(rng.uniform(0.15 * t, 0.85 * t, 2)).astype(int)
+            if min(np.diff([0, *cuts, t])) >= 0.1 * t:
+                break
+        x = np.empty((t, c))
+        for e, a, b in zip(scripts[g], [0, *cuts], [*cuts, t], strict=True):
+            x[a:b] = bank[e]
+        x = gaussian_filter1d(x, 8, axis=0)
+        x += 0.4 * gaussian_filter1d(rng.normal(size=(t, c)), 10, axis=0) / 0.2
+        out.append(x + 0.3 * rng.normal(size=c))
+    return np.stack(out).astype(np.float32)
+
+
+def test_auto_recovers_a_hand_built_time_shifted_case():
+    groups = [0] * 5 + [1] * 5 + [2] * 4 + [3] * 4
+    x = _scripted(groups, seed=3)
+    choice = nb.build_from_arrays(x, mirrored=False)  # default method: auto
+    assert choice.method == "dtw", choice.rule
+    assert [c["method"] for c in choice.candidates] == ["motion", "dtw"]
+    assert not choice.candidates[0]["structure"] and choice.candidates[1]["structure"]
+    assert "motion" in choice.rule and "dtw" in choice.rule  # the criterion is reported
+    pr = nb.precision_recall(choice.grouping.matrix, _same_group(groups))
+    assert pr["precision"] == 1.0 and pr["recall"] == 1.0, pr
+    # the time-locked distance alone finds nothing there
+    assert nb.group(nb.distance_matrix(x, "motion")).threshold_rule == "singletons"
+
+
+def test_auto_keeps_motion_where_speakers_are_time_locked():
+    groups = [0] * 5 + [1] * 4 + [2] * 3 + [3] * 2 + [4]
+    choice = nb.build_from_arrays(_clustered(groups, seed=2), mirrored=False)
+    assert choice.method == "motion" and len(choice.candidates) == 1
+    np.testing.assert_array_equal(choice.grouping.matrix, _same_group(groups))
+
+
+def test_auto_declines_and_names_the_alternative():
+    rng = np.random.default_rng(4)
+    x = gaussian_filter1d(rng.normal(size=(12, 300, 6)), 5, axis=1).astype(np.float32)
+    choice = nb.build_from_arrays(x, mirrored=False)
+    g = choice.grouping
+    assert g.threshold_rule == "singletons" and g.matrix.sum() == 12
+    assert {c["method"] for c in choice.candidates} == set(nb.DISTANCES)
+    (warning,) = g.warnings
+    assert "no substantial cluster structure under any distance" in warning
+    best = max(choice.candidates, key=lambda c: c["silhouette"])
+    assert f"--method {best['method']} --threshold {best['threshold']:.4g}" in warning
+    assert f"would make {best['groups']} groups" in warning
+    # and the alternative does what the warning says
+    alt = nb.group(nb.distance_matrix(x, best["method"]), best["threshold"])
+    assert len(np.unique(alt.labels)) == best["groups"]
+
+
+def test_auto_with_a_fixed_threshold_is_refused():
+    with pytest.raises(ConfigError, match="needs a named distance"):
+        nb.check_method("auto", "0.5")
+    nb.check_method("auto", "auto")
+    nb.check_method("dtw", "0.5")
+
+
+def test_nested_groups_are_split_again():
+    """Two far-apart families (e.g. listener styles), each holding two groups (contexts)."""
+    groups = [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5
+    x = _clustered(groups, seed=8, noise=0.5)
+    d = nb.distance_matrix(x, "motion")
+    family = np.asarray(groups) // 2
+    d = d + 3.0 * (family[:, None] != family[None, :])  # families far apart
+    np.fill_diagonal(d, 0.0)
+    flat = nb.group(d, nested=False)
+    assert len(np.unique(flat.labels)) == 2  # the silhouette-best cut stops at the families
+    g = nb.group(d)
+    assert g.nested_splits == 2
+    np.testing.assert_array_equal(g.matrix, _same_group(groups))
+
+
+def test_partners_of_a_clip_are_never_grouped_under_dtw():
+    # four clips: each listener echoes its own speaker a little later
+    x = _clustered([0, 1, 2, 3], t=750, noise=0.0)
+    items = np.concatenate([x, np.roll(x, 12, axis=1) * 0.9])  # mirrored order
+    np.testing.assert_array_equal(nb.mirrored_partners(8), [4, 5, 6, 7, 0, 1, 2, 3])
+    echoed = nb.group(nb.distance_matrix(items, "dtw"))
+    assert echoed.matrix[0, 4]  # without the rule, speaker and echo are one group
+    choice = nb.build_from_arrays(items, method="dtw")
+    assert choice.grouping.matrix.sum() == 8  # with it, nothing else is alike
+    with pytest.raises(ConfigError, match="pairs"):
+        nb.mirrored_partners(5)

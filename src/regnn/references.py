@@ -80,8 +80,8 @@ def nearest_neighbour_predictions(speakers: np.ndarray, train_speakers: np.ndarr
                                   method: str | None = None) -> np.ndarray:
     """The ``nn`` reference: ``(N, K, T, 25)`` train listener reactions whose speakers are the
     K nearest to each of the N ``speakers`` (``regnn data neighbours`` distance ``method``,
-    its default when None; standardised over both sets together)."""
-    from regnn.data.neighbours import DEFAULT_METHOD, distance_matrix
+    ``motion`` when None; standardised over both sets together)."""
+    from regnn.data.neighbours import DEFAULT_DISTANCE, distance_matrix
 
     if k < 1:
         raise ConfigError(f"K must be >= 1, got {k}")
@@ -90,7 +90,7 @@ def nearest_neighbour_predictions(speakers: np.ndarray, train_speakers: np.ndarr
         raise ConfigError("the nn reference needs at least one train item")
     both = np.concatenate([np.asarray(speakers, np.float32),
                            np.asarray(train_speakers, np.float32)])
-    d = distance_matrix(both, method or DEFAULT_METHOD)[:n, n:]  # (N, M)
+    d = distance_matrix(both, method or DEFAULT_DISTANCE)[:n, n:]  # (N, M)
     order = np.argsort(d, axis=1, kind="stable")[:, np.arange(k) % m]  # nearest first, cycled
     return np.ascontiguousarray(np.asarray(train_listeners, np.float32)[order])
 

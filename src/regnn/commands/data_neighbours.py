@@ -15,8 +15,10 @@ DESCRIPTION = (
     "Build neighbour_emotion_<split>.npy, the appropriateness matrix of a split (mirrored "
     "order), on the REACT principle that speakers with similar behaviour share their "
     "listeners' reactions as appropriate. Distances between the speakers' z-scored attribute "
-    "sequences (--method), then complete-linkage clustering cut at --threshold ('auto' = the "
-    "cut of highest silhouette). Prints items, appropriate reactions per speaker and isolated "
+    "sequences (--method; 'auto' = the first of motion, dtw that shows cluster structure), "
+    "then complete-linkage clustering cut at --threshold ('auto' = the cut of highest "
+    "silhouette, groups with structure of their own split again). Prints items, appropriate "
+    "reactions per speaker and isolated "
     "speakers; with synthetic_truth.json (regnn synth) also precision/recall against the "
     "truth. Refuses to overwrite an existing matrix without --force. See docs/neighbours.md.")
 
@@ -30,12 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", required=True, choices=["train", "val", "test", "all"],
                    help="split to build ('all': the three splits)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                   help="behaviour distance: motion = 1 - correlation of frame-to-frame "
-                   "changes; level = 1 - correlation of levels; dtw = DTW of 1 s window "
-                   "means; stats = time-invariant summary statistics")
+                   help="behaviour distance: auto = motion if it shows cluster structure "
+                   "(silhouette > 0.25), else dtw (reported, with what every distance showed); "
+                   "motion = 1 - correlation of frame-to-frame changes; level = 1 - "
+                   "correlation of levels; dtw = DTW without band of smoothed 2 s window "
+                   "means (tolerates timing shifts); stats = time-invariant summary "
+                   "statistics")
     p.add_argument("--threshold", default="auto",
-                   help="'auto' (cut of highest mean silhouette), a distance (e.g. 0.6), or a "
-                   "percentile of the off-diagonal distances (e.g. 5%%)")
+                   help="'auto' (cut of highest mean silhouette), or, with a named --method, a "
+                   "distance (e.g. 0.6) or a percentile of the off-diagonal distances (e.g. 5%%)")
     p.add_argument("--linkage", choices=LINKAGES, default=DEFAULT_LINKAGE,
                    help="agglomerative linkage; 'none' = plain pairwise rule d <= threshold")
     p.add_argument("--audio", action="store_true",
@@ -60,14 +65,14 @@ def _target(args: argparse.Namespace, split: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from regnn.data.neighbours import build_neighbours, parse_threshold, precision_recall
+    from regnn.data.neighbours import build_neighbours, check_method, precision_recall
     from regnn.errors import ConfigError, DataError
     from regnn.utils.io import save_npy
 
     root = Path(args.root)
     if not root.is_dir():
         raise DataError("dataset folder not found", path=root, kind="missing-file")
-    parse_threshold(args.threshold)
+    check_method(args.method, args.threshold)
     splits = ["train", "val", "test"] if args.split == "all" else [args.split]
     targets = {s: _target(args, s) for s in splits}
     existing = [str(t) for t in targets.values() if t.exists()]
@@ -112,9 +117,13 @@ def print_summary(s: dict) -> None:
             "singletons": f"auto: no grouping, best silhouette {s['silhouette']:.3f}"
             }[s["threshold_rule"]]
     groups = f", {s['groups']} groups" if s.get("groups") is not None else ""
+    nested = (f" (after {s['nested_splits']} nested splits)"
+              if s.get("nested_splits") else "")
     print(f"{s['split']}: {s['items']} items; method {s['method']}"
           f"{' + audio' if s['audio'] else ''}, {s['linkage']} linkage, threshold "
-          f"{s['threshold']:.4g} ({rule}){groups}")
+          f"{s['threshold']:.4g} ({rule}){groups}{nested}")
+    if s.get("method_rule", "given") != "given":
+        print(f"  method {s['method_rule']}")
     print(f"  appropriate reactions per speaker: mean {s['appropriate_mean']:.2f}, "
           f"min {s['appropriate_min']}, max {s['appropriate_max']}; isolated speakers "
           f"(own listener only): {s['isolated']}")

@@ -10,7 +10,9 @@ procedure in two steps (details and measured figures in ``docs/neighbours.md``):
    channel over the whole split (every attribute then weighs the same whatever its range).
    Then one of:
 
-   * ``motion`` (default): ``1 - r`` with r the Pearson correlation between two speakers'
+   * ``auto`` (default): ``motion`` if it shows substantial cluster structure, else
+     ``dtw`` (:func:`choose`; the criterion, a silhouette above 0.25, is reported).
+   * ``motion``: ``1 - r`` with r the Pearson correlation between two speakers'
      frame-to-frame changes (first differences of the z-scored channels, all channels
      concatenated). Differencing removes each person's constant baseline (resting face,
      detector calibration, a habitually raised AU) and keeps *what the face does when*.
@@ -18,12 +20,13 @@ procedure in two steps (details and measured figures in ``docs/neighbours.md``):
      each item's per-channel mean too, but slow trends dominate where ``motion`` weighs
      every change by its speed; a mimicking listener who lags a speaker by a fraction of a
      second still correlates strongly in level, much less in motion.
-   * ``dtw``: dynamic time warping between 1-second window means of the z-scored channels
-     (Sakoe-Chiba band), RMS per step; tolerant to timing differences between speakers.
+   * ``dtw``: dynamic time warping without a band between 2-second window means of the
+     channels smoothed over 1 s, RMS per step: the course of behaviour states at any pace
+     and timing (speakers who play the same episodes with boundaries at different times).
    * ``stats``: time-invariant summary statistics per channel (mean, std, 10th and 90th
      percentiles, mean absolute change), z-scored across items; Euclidean distance divided by
      the square root of the number of features. The only method where baselines count and
-     timing does not: for recordings whose speakers are not time-locked to each other.
+     neither timing nor order does.
 
 2. **From distances to a matrix.** Agglomerative clustering (``complete`` linkage by
    default) cut at a distance threshold; ``A[k, j] = 1`` when items k and j fall in the same
@@ -32,9 +35,12 @@ procedure in two steps (details and measured figures in ``docs/neighbours.md``):
    REACT release's clustering does. ``linkage="none"`` gives the plain pairwise rule
    ``A[k, j] = d(k, j) <= threshold`` instead. The threshold is ``"auto"`` (the dendrogram cut
    that maximises the mean silhouette, a standard, label-free criterion of cluster quality;
-   when even the best cut scores <= 0.25, "no substantial structure" in Kaufman and
-   Rousseeuw's reading, every speaker keeps only its own listener and a warning says so),
-   an absolute distance, or ``"P%"``, the P-th percentile of the off-diagonal distances.
+   groups that show structure of their own are then split again by the same rule
+   (:func:`refine`); when even the best cut scores <= 0.25, "no substantial structure" in
+   Kaufman and Rousseeuw's reading, every speaker keeps only its own listener and a warning
+   says which threshold would have grouped), an absolute distance, or ``"P%"``, the P-th
+   percentile of the off-diagonal distances. Under ``dtw`` the two persons of one clip are
+   never grouped (:func:`_apart`).
 
 The diagonal is always 1. Items are in the mirrored order of ``react-protocol.md``.
 """
@@ -51,13 +57,24 @@ import numpy as np
 from regnn import schema
 from regnn.errors import ConfigError
 
-METHODS: tuple[str, ...] = ("motion", "level", "dtw", "stats")
+#: distances between speaker behaviours (``distance_matrix``)
+DISTANCES: tuple[str, ...] = ("motion", "level", "dtw", "stats")
+#: ``--method`` choices: a distance, or ``auto`` (choose among :data:`AUTO_ORDER`)
+METHODS: tuple[str, ...] = ("auto", *DISTANCES)
+#: what ``auto`` tries, most time-specific first: the first showing substantial structure wins
+AUTO_ORDER: tuple[str, ...] = ("motion", "dtw")
 LINKAGES: tuple[str, ...] = ("complete", "average", "single", "none")
-DEFAULT_METHOD = "motion"
+DEFAULT_METHOD = "auto"
+DEFAULT_DISTANCE = "motion"  # the distance of other tools (the nn reference) when none is named
 DEFAULT_LINKAGE = "complete"
 AUDIO_BANDS = 8  # log-mel bands are pooled into this many channels when audio is used
-DTW_STEP = 25  # frames per DTW step (1 s at 25 fps)
-DTW_BAND = 3  # Sakoe-Chiba radius in steps
+DTW_SMOOTH = 25.0  # Gaussian smoothing (frames) of the channels before the DTW windows
+DTW_STEP = 50  # frames per DTW step (2 s at 25 fps)
+DTW_BAND: int | None = None  # Sakoe-Chiba radius in steps; None: no band (any timing shift)
+NESTED_MIN = 4  # ``auto`` looks for structure inside groups of at least this many items
+#: distances under which the two persons of a clip are never grouped (mirrored items): a
+#: timing-tolerant distance absorbs the lag of a listener's echo of its speaker
+PARTNERS_APART: tuple[str, ...] = ("dtw",)
 #: Kaufman & Rousseeuw (1990): a mean silhouette <= 0.25 means "no substantial structure"
 NO_STRUCTURE_SILHOUETTE = 0.25
 
@@ -157,17 +174,25 @@ def window_means(z: np.ndarray, step: int = DTW_STEP) -> np.ndarray:
     return z[:, : w * step].reshape(n, w, step, c).mean(axis=2, dtype=np.float32)
 
 
-def dtw_distance(z: np.ndarray, step: int = DTW_STEP, band: int = DTW_BAND,
-                 progress: Progress | None = None) -> np.ndarray:
+def dtw_distance(z: np.ndarray, step: int = DTW_STEP, band: int | None = DTW_BAND,
+                 smooth: float = DTW_SMOOTH, progress: Progress | None = None) -> np.ndarray:
     """DTW between window means of ``z`` (N, T, C): sqrt(least total squared cost / steps).
 
-    The warping path is restricted to ``|i - j| <= band`` steps (Sakoe-Chiba). Compiled with
-    numba and parallel over rows; ``progress(k)`` is called after each block of rows.
+    The channels are first smoothed with a Gaussian of ``smooth`` frames (0: none), so that
+    what is compared is the course of behaviour states, not frame-level detail; the warping
+    path is unconstrained (``band`` None) or restricted to ``|i - j| <= band`` steps
+    (Sakoe-Chiba). Compiled with numba and parallel over rows; ``progress(k)`` is called after
+    each block of rows.
     """
     from regnn.data._dtw_kernel import dtw_block
 
+    if smooth > 0:
+        from scipy.ndimage import gaussian_filter1d
+
+        z = gaussian_filter1d(z, smooth, axis=1, mode="nearest")
     w = np.ascontiguousarray(window_means(z, step))
     n, steps, _ = w.shape
+    band = steps if band is None else band
     out = np.zeros((n, n), dtype=np.float64)
     block = max(1, min(n, 64))
     for start in range(0, n, block):
@@ -179,7 +204,7 @@ def dtw_distance(z: np.ndarray, step: int = DTW_STEP, band: int = DTW_BAND,
     return np.sqrt(out / steps)
 
 
-def distance_matrix(speakers: np.ndarray, method: str = DEFAULT_METHOD,
+def distance_matrix(speakers: np.ndarray, method: str = DEFAULT_DISTANCE,
                     audio: np.ndarray | None = None,
                     progress: Progress | None = None) -> np.ndarray:
     """(N, N) float64 distances between the speaker behaviours of N items.
@@ -187,8 +212,8 @@ def distance_matrix(speakers: np.ndarray, method: str = DEFAULT_METHOD,
     ``speakers`` is (N, T, 25) (any channel count works); ``audio`` an optional (N, T, F)
     log-mel array whose bands are pooled into :data:`AUDIO_BANDS` extra channels.
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if method not in DISTANCES:
+        raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(DISTANCES)}")
     x = np.asarray(speakers, dtype=np.float32)
     if x.ndim != 3 or x.shape[0] < 1 or x.shape[1] < 2:
         raise ConfigError(f"speaker behaviours must be (N, T >= 2, C), got shape {x.shape}")
@@ -209,6 +234,30 @@ def distance_matrix(speakers: np.ndarray, method: str = DEFAULT_METHOD,
 
 
 # --------------------------------------------------------------------------- grouping
+def mirrored_partners(n: int) -> np.ndarray:
+    """Index of every item's partner in the mirrored order: items k and k + N/2 are the two
+    persons of one dyad clip, each once as the speaker."""
+    if n % 2:
+        raise ConfigError(f"mirrored items come in pairs; got {n} items")
+    return (np.arange(n) + n // 2) % n if n else np.zeros(0, dtype=np.int64)
+
+
+def _apart(d: np.ndarray, partners: np.ndarray | None) -> np.ndarray:
+    """The distances the linkage sees: partners beyond every cut (cannot-link).
+
+    A listener's behaviour answers its speaker's (mimicry, lagged echoes), so a
+    timing-tolerant distance finds the two persons of one clip alike; that says nothing about
+    *different* speakers behaving alike, and grouping them would declare a person's own
+    behaviour an appropriate reaction to themselves. Silhouettes keep using the real
+    distances, so such pairs count against a cut that separates them, as they should.
+    """
+    if partners is None or not len(d):
+        return d
+    out = np.array(d, dtype=np.float64)
+    out[np.arange(len(d)), partners] = 2.0 * float(d.max()) + 1.0
+    return out
+
+
 def silhouette(d: np.ndarray, labels: np.ndarray) -> float:
     """Mean silhouette of a partition under the precomputed distances ``d`` (O(N^2)).
 
@@ -313,13 +362,66 @@ class Grouping:
     threshold_rule: str  # "auto" | "distance" | "percentile" | "singletons"
     linkage: str
     labels: np.ndarray | None = None  # cluster id per item (None with linkage "none")
-    silhouette: float = float("nan")
+    silhouette: float = float("nan")  # of the final partition
     warnings: list[str] = field(default_factory=list)
+    top_silhouette: float = float("nan")  # "auto": the best cut of the whole dendrogram
+    nested_splits: int = 0  # "auto": groups split again because they showed structure inside
+    best_threshold: float = float("nan")  # "auto": the silhouette-best cut, taken or not
+    best_groups: int = 0  # "auto": groups at that cut
+
+
+def refine(d: np.ndarray, labels: np.ndarray, linkage: str = DEFAULT_LINKAGE,
+           min_size: int = NESTED_MIN, partners: np.ndarray | None = None
+           ) -> tuple[np.ndarray, int]:
+    """Split again every group that shows substantial structure of its own.
+
+    One silhouette-best cut of a dendrogram finds the *coarsest* clear structure: when some
+    groups are far apart (e.g. listeners of different styles) and the groups inside them
+    closer together (the contexts they react to), the best cut stops at the outer level.
+    Each group of at least ``min_size`` items is therefore re-clustered on its own distances
+    and split when its best cut's mean silhouette exceeds :data:`NO_STRUCTURE_SILHOUETTE`
+    (the same label-free rule as for the whole split), recursively. Returns the new labels
+    (0..k-1) and the number of splits made. ``partners``: as in :func:`group`.
+    """
+    from collections import deque
+
+    from scipy.cluster.hierarchy import linkage as scipy_linkage
+    from scipy.spatial.distance import squareform
+
+    dl = _apart(d, partners)
+    out = np.asarray(labels).copy()
+    next_id = int(out.max()) + 1 if out.size else 0
+    queue = deque(np.flatnonzero(out == c) for c in np.unique(out))
+    splits = 0
+    while queue:
+        idx = queue.popleft()
+        if len(idx) < max(3, min_size):
+            continue
+        sub = d[np.ix_(idx, idx)]
+        tree = scipy_linkage(squareform(dl[np.ix_(idx, idx)], checks=False), method=linkage)
+        t, sil = auto_threshold(sub, tree)
+        if not sil > NO_STRUCTURE_SILHOUETTE:
+            continue
+        lab = _cut(tree, t)
+        splits += 1
+        for c in np.unique(lab):
+            members = idx[lab == c]
+            if c != lab.min():
+                out[members] = next_id
+                next_id += 1
+            queue.append(members)
+    return np.unique(out, return_inverse=True)[1], splits
 
 
 def group(d: np.ndarray, threshold: str | float | None = "auto",
-          linkage: str = DEFAULT_LINKAGE) -> Grouping:
-    """Turn distances (N, N) into a boolean appropriateness matrix (see module docstring)."""
+          linkage: str = DEFAULT_LINKAGE, nested: bool = True,
+          partners: np.ndarray | None = None) -> Grouping:
+    """Turn distances (N, N) into a boolean appropriateness matrix (see module docstring).
+
+    With ``threshold="auto"`` and ``nested``, groups showing structure of their own are split
+    again (:func:`refine`). ``partners[k]`` (e.g. :func:`mirrored_partners`) is never put in
+    the same group as k (see :func:`_apart`).
+    """
     from scipy.cluster.hierarchy import linkage as scipy_linkage
     from scipy.spatial.distance import squareform
 
@@ -331,8 +433,11 @@ def group(d: np.ndarray, threshold: str | float | None = "auto",
         raise ConfigError(f"distances must be a finite square matrix, got shape {d.shape}")
     kind, value = parse_threshold(threshold)
     warnings: list[str] = []
+    best_t, best_k = float("nan"), 0
     tri = squareform(d, checks=False) if n > 1 else np.zeros(0)
-    tree = scipy_linkage(tri, method="complete" if linkage == "none" else linkage) \
+    dl = _apart(d, partners)
+    tree = scipy_linkage(squareform(dl, checks=False),
+                         method="complete" if linkage == "none" else linkage) \
         if n > 1 else None
     sil = float("nan")
     if kind == "auto":
@@ -343,10 +448,12 @@ def group(d: np.ndarray, threshold: str | float | None = "auto",
                             "every speaker keeps only its own listener")
         else:
             t, sil = auto_threshold(d, tree)
+            best_t, best_k = t, int(len(np.unique(_cut(tree, t))))
             if not sil > NO_STRUCTURE_SILHOUETTE:
                 warnings.append(f"no substantial cluster structure (best silhouette {sil:.3f} "
                                 f"<= {NO_STRUCTURE_SILHOUETTE}): every speaker keeps only its "
-                                "own listener; pass --threshold to group anyway")
+                                f"own listener; --threshold {best_t:.4g} would group anyway "
+                                f"({best_k} groups, that best cut)")
                 t, kind = -1.0, "singletons"
     elif kind == "percentile":
         t = float(np.percentile(tri, value)) if tri.size else 0.0
@@ -354,18 +461,98 @@ def group(d: np.ndarray, threshold: str | float | None = "auto",
         assert value is not None
         t = value
     labels = None
+    top, splits = sil, 0
     if linkage == "none":
-        m = d <= t
+        m = dl <= t
     elif tree is None or t < 0:
         labels = np.arange(n)
         m = np.eye(n, dtype=bool)
     else:
         labels = _cut(tree, t) - 1
+        if kind == "auto" and nested:
+            labels, splits = refine(d, labels, linkage, partners=partners)
+            if splits:
+                sil = silhouette(d, labels)
         m = labels[:, None] == labels[None, :]
     np.fill_diagonal(m, True)
     if kind in ("distance", "percentile") and labels is not None and n >= 3:
         sil = silhouette(d, labels)
-    return Grouping(m, float(t), kind, linkage, labels, sil, warnings)
+    return Grouping(m, float(t), kind, linkage, labels, sil, warnings, top, splits, best_t,
+                    best_k)
+
+
+@dataclass
+class Choice:
+    """The distance ``--method auto`` chose, its grouping, and what every candidate showed."""
+
+    method: str
+    distances: np.ndarray
+    grouping: Grouping
+    candidates: list[dict]  # per distance tried: method, silhouette, threshold, groups
+    rule: str  # "auto: ..." (why this method) or "given"
+
+
+def _candidate(method: str, g: Grouping) -> dict:
+    return {"method": method, "silhouette": g.top_silhouette, "threshold": g.best_threshold,
+            "groups": g.best_groups, "structure": g.threshold_rule == "auto"}
+
+
+def choose(speakers: np.ndarray, audio: np.ndarray | None = None,
+           linkage: str = DEFAULT_LINKAGE, progress: Progress | None = None,
+           mirrored: bool = False) -> Choice:
+    """``--method auto``: the most time-specific distance that shows substantial structure.
+
+    Tries :data:`AUTO_ORDER` in turn (``motion``: speakers doing the same thing at the same
+    moment; ``dtw``: the same course of behaviour at any pace and timing) and keeps the first
+    whose silhouette-best cut exceeds :data:`NO_STRUCTURE_SILHOUETTE`, a label-free criterion.
+    Silhouettes of different distances are not compared with each other: a time-tolerant
+    distance also merges speakers that a time-locked one rightly separates (e.g. a listener
+    mimicking a speaker 0.3 s later). When none shows structure every speaker keeps only its
+    own listener, and the warning names the strongest alternative among all distances (its
+    method, threshold and number of groups), so that the user can group anyway. With
+    ``mirrored`` (items in the mirrored order), the two persons of a clip are never grouped
+    under the distances of :data:`PARTNERS_APART` (:func:`mirrored_partners`).
+    """
+    pairs = mirrored_partners(len(speakers)) if mirrored else None
+
+    def dist(method: str, tick: Progress | None = None) -> np.ndarray:
+        return distance_matrix(speakers, method, audio, tick)
+
+    candidates: list[dict] = []
+    first: tuple[str, np.ndarray, Grouping] | None = None
+    for method in AUTO_ORDER:
+        d = dist(method, progress if method == "dtw" else None)
+        g = group(d, "auto", linkage,
+                  partners=pairs if method in PARTNERS_APART else None)
+        candidates.append(_candidate(method, g))
+        if g.threshold_rule == "auto":
+            tried = ", ".join(f"{c['method']} {c['silhouette']:.3f}" for c in candidates)
+            return Choice(method, d, g, candidates,
+                          f"auto: first of {'/'.join(AUTO_ORDER)} with silhouette > "
+                          f"{NO_STRUCTURE_SILHOUETTE} ({tried})")
+        if first is None:
+            first = (method, d, g)
+    assert first is not None
+    method, d, g = first
+    if len(d) >= 3:
+        for other in DISTANCES:
+            if other not in AUTO_ORDER:
+                partners = pairs if other in PARTNERS_APART else None
+                candidates.append(_candidate(other, group(dist(other), "auto", linkage,
+                                                          partners=partners)))
+        scored = [c for c in candidates if c["silhouette"] == c["silhouette"]]
+        tried = ", ".join(f"{c['method']} {c['silhouette']:.3f}" for c in candidates)
+        note = (f"no substantial cluster structure under any distance (best silhouettes: "
+                f"{tried}; <= {NO_STRUCTURE_SILHOUETTE}): every speaker keeps only its own "
+                "listener")
+        if scored:
+            best = max(scored, key=lambda c: c["silhouette"])
+            note += (f". The strongest alternative: --method {best['method']} --threshold "
+                     f"{best['threshold']:.4g} would make {best['groups']} groups (mean "
+                     f"silhouette {best['silhouette']:.3f})")
+        g.warnings[:] = [note]
+    return Choice(method, d, g, candidates,
+                  f"auto: no distance of {'/'.join(AUTO_ORDER)} shows structure")
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -464,31 +651,61 @@ def load_behaviours(root: str | Path, split: str, audio: bool = False,
     return speakers, mels
 
 
+def check_method(method: str, threshold: str | float | None) -> None:
+    """Fail early on an unknown method, or on a fixed threshold without a named distance."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    kind, _ = parse_threshold(threshold)
+    if method == "auto" and kind != "auto":
+        raise ConfigError(f"threshold {threshold!r} needs a named distance: a threshold is a "
+                          f"distance of one method; pass --method "
+                          f"{'|'.join(DISTANCES)} with it (or --threshold auto)")
+
+
+def build_from_arrays(speakers: np.ndarray, audio: np.ndarray | None = None,
+                      method: str = DEFAULT_METHOD, threshold: str | float | None = "auto",
+                      linkage: str = DEFAULT_LINKAGE, progress: Progress | None = None,
+                      mirrored: bool = True) -> Choice:
+    """:func:`build_neighbours` on arrays: ``speakers`` (N, T, C) of N items, in the mirrored
+    order when ``mirrored`` (partners are then never grouped under the distances of
+    :data:`PARTNERS_APART`: :func:`mirrored_partners`)."""
+    check_method(method, threshold)
+    if method == "auto":
+        return choose(speakers, audio, linkage, progress, mirrored=mirrored)
+    d = distance_matrix(speakers, method, audio, progress)
+    apart = mirrored and method in PARTNERS_APART
+    g = group(d, threshold, linkage, partners=mirrored_partners(len(speakers)) if apart else None)
+    return Choice(method, d, g, [_candidate(method, g)], "given")
+
+
 def build_neighbours(root: str | Path, split: str, method: str = DEFAULT_METHOD,
                      threshold: str | float | None = "auto", linkage: str = DEFAULT_LINKAGE,
                      audio: bool = False, progress: bool = False) -> NeighbourResult:
-    """Build (do not write) the appropriateness matrix of ``split`` from its speakers."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    parse_threshold(threshold)  # fail before reading any file
+    """Build (do not write) the appropriateness matrix of ``split`` from its speakers.
+
+    ``method="auto"`` (the default) chooses the distance with :func:`choose`; the summary
+    says which and why (``method_rule``, ``candidates``).
+    """
+    check_method(method, threshold)  # fail before reading any file
     speakers, mels = load_behaviours(root, split, audio, progress)
     bar = None
     tick: Progress | None = None
-    if progress and method == "dtw":
+    if progress and method in ("dtw", "auto"):
         from tqdm import tqdm
 
         bar = tqdm(total=len(speakers), desc=f"neighbours {split}: dtw", unit="row",
                    leave=False)
         tick = bar.update
     try:
-        d = distance_matrix(speakers, method, mels, tick)
+        choice = build_from_arrays(speakers, mels, method, threshold, linkage, tick)
     finally:
         if bar is not None:
             bar.close()
-    g = group(d, threshold, linkage)
+    g = choice.grouping
     summary = summarise(g.matrix)
-    summary.update(split=split, method=method, audio=audio, linkage=linkage,
+    summary.update(split=split, method=choice.method, method_rule=choice.rule,
+                   candidates=choice.candidates, audio=audio, linkage=linkage,
                    threshold=g.threshold, threshold_rule=g.threshold_rule,
-                   silhouette=g.silhouette,
+                   silhouette=g.silhouette, nested_splits=g.nested_splits,
                    groups=int(len(np.unique(g.labels))) if g.labels is not None else None)
-    return NeighbourResult(split, method, g, summary, d)
+    return NeighbourResult(split, choice.method, g, summary, choice.distances)

@@ -57,6 +57,15 @@ from scipy.ndimage import gaussian_filter1d
 
 from regnn import schema
 from regnn.data import layout
+from regnn.data.regimes import (
+    CUT_RANGE,
+    DEFAULT_REGIME,
+    EPISODE_TYPES,
+    EPISODES_PER_SCRIPT,
+    MIN_EPISODE,
+    Regime,
+    get_regime,
+)
 from regnn.utils.io import atomic_open, atomic_path, save_npy, write_json, write_text
 
 LATENT_DIM = 6
@@ -80,12 +89,14 @@ class SynthConfig:
     video_size: int = 64
     threedmm: bool = False
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    regime: str = "aligned"
 
 
 @dataclass
 class Person:
     path: str
     latent: np.ndarray  # (frames, L)
+    voice_latent: np.ndarray | None = None  # what the voice shows; None: the face's latent
 
 
 @dataclass
@@ -98,6 +109,7 @@ class Clip:
     style: int
     a: Person = field(repr=False)
     b: Person = field(repr=False)
+    info: dict = field(default_factory=dict, repr=False)  # regime truth (cut points, gains)
 
 
 # --------------------------------------------------------------------------- the model
@@ -177,6 +189,114 @@ class Generator:
         return np.clip(y, -1, 1).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- regimes
+class EpisodeGenerator(Generator):
+    """Scripted episodes with shifted boundaries, and the knobs of the non-aligned regimes.
+
+    *Episodes.* A bank of :data:`EPISODE_TYPES` behaviour episodes, each a latent state (a
+    mean ``mu_e`` of norm 4: clearly different behaviours, far apart compared with the noise)
+    with a texture of its own (a smooth trajectory played from the episode's start).
+    Context c is a script of :data:`EPISODES_PER_SCRIPT` distinct episodes in a fixed order
+    (scripts differ between contexts; they may share episodes). A speaker of context c plays
+    the script with its own cut points, drawn uniformly in :data:`CUT_RANGE` of the clip
+    with every episode at least :data:`MIN_EPISODE` of it: ``u_A = 0.9 (mu_e(t) + 0.6
+    texture_e(t - start_e)) + 0.35 n_A + 0.2 trait_A``, the state sequence smoothed over
+    about 0.4 s.
+
+    *Listeners.* ``u_B = g_B coupling M_s u_A(t - l_s) + o_s + w_b trait_B + noise n_B`` with
+    every style a scaled random rotation (no mirroring style: a mirror would behave like its
+    speaker, which a timing-tolerant measure cannot tell apart) and ``g_B`` the listener's own
+    gain (1 unless idiosyncratic).
+
+    *Audio regime.* The speaker's face is ``0.9 n + 0.2 trait`` (no episodes); the episode
+    latent drives only the voice, and the listener reacts to it.
+    """
+
+    def __init__(self, cfg: SynthConfig, regime: Regime) -> None:
+        super().__init__(cfg)
+        self.regime = regime
+        rng = np.random.default_rng([cfg.seed, 11])
+        L = LATENT_DIM
+        means = rng.normal(size=(EPISODE_TYPES, L))
+        self.episode_means = 4.0 * means / np.linalg.norm(means, axis=1, keepdims=True)
+        self.textures = np.stack([self.smooth(rng, cfg.frames) for _ in range(EPISODE_TYPES)])
+        n_scripts = math.perm(EPISODE_TYPES, EPISODES_PER_SCRIPT)
+        if cfg.clusters > n_scripts:
+            raise ValueError(f"the episodes regimes have {n_scripts} distinct scripts; "
+                             f"--clusters {cfg.clusters} is too many")
+        scripts: list[tuple[int, ...]] = []
+        while len(scripts) < cfg.clusters:
+            s = tuple(int(e) for e in rng.choice(EPISODE_TYPES, EPISODES_PER_SCRIPT,
+                                                 replace=False))
+            if s not in scripts:
+                scripts.append(s)
+        self.scripts = scripts
+        self.M, self.o = [], []
+        for s in range(cfg.styles):
+            q, _ = np.linalg.qr(rng.normal(size=(L, L)))
+            self.M.append((0.7 + 0.2 * (s % 2)) * q)
+            self.o.append(rng.normal(0, 0.9, L))
+
+    def episode_latent(self, rng: np.random.Generator, context: int
+                       ) -> tuple[np.ndarray, list[int]]:
+        """The episode part of a speaker's latent and its cut points (frames)."""
+        T = self.cfg.frames
+        lo, hi = CUT_RANGE
+        while True:  # boundaries anywhere in CUT_RANGE, every episode at least MIN_EPISODE
+            cuts = sorted(int(round(v)) for v in rng.uniform(lo * T, hi * T,
+                                                             EPISODES_PER_SCRIPT - 1))
+            if min(np.diff([0, *cuts, T])) >= MIN_EPISODE * T:
+                break
+        bounds = [0, *cuts, T]
+        state = np.empty((T, LATENT_DIM))
+        texture = np.empty((T, LATENT_DIM))
+        for e, (a, b) in zip(self.scripts[context], zip(bounds[:-1], bounds[1:]), strict=True):
+            state[a:b] = self.episode_means[e]
+            texture[a:b] = self.textures[e][: b - a]
+        state = gaussian_filter1d(state, 10.0, axis=0, mode="nearest")
+        return state + 0.6 * texture, cuts
+
+    def speaker_latent(self, rng: np.random.Generator, cluster: int, trait: np.ndarray
+                       ) -> np.ndarray:
+        """The latent a listener perceives (the voice's; the face's unless ``audio``)."""
+        return self.speaker(rng, cluster, trait)[1]
+
+    def speaker(self, rng: np.random.Generator, context: int, trait: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """(face latent, voice latent, cut points) of a speaker of ``context``."""
+        c = self.cfg
+        episodes, cuts = self.episode_latent(rng, context)
+        own = c.speaker_noise * self.smooth(rng, c.frames) + 0.2 * trait
+        driven = 0.9 * episodes + own
+        if self.regime.face_shows_episodes:
+            return driven, driven, cuts
+        face = 0.9 * self.smooth(rng, c.frames) + 0.2 * trait
+        return face, driven, cuts
+
+    def reaction_latent(self, rng: np.random.Generator, u_a: np.ndarray, style: int,
+                        trait: np.ndarray, gain: float = 1.0) -> np.ndarray:
+        r = self.regime
+        lag = self.lags[style]
+        shifted = np.concatenate([np.repeat(u_a[:1], lag, axis=0), u_a[: len(u_a) - lag]])
+        return (gain * r.coupling * (shifted @ self.M[style].T) + self.o[style]
+                + r.listener_baseline * trait + r.reaction_noise * self.smooth(rng, len(u_a)))
+
+    def voice(self, rng: np.random.Generator, u: np.ndarray) -> np.ndarray:
+        """As :meth:`Generator.voice`, with a speaking rate: syllable-like energy bursts at
+        3-6 per second following ``u_3``."""
+        sr = self.cfg.sample_rate
+        rate = 3.0 + 3.0 / (1.0 + np.exp(-1.5 * u[:, 3]))  # syllables per second
+        syl_phase = (2 * np.pi / sr) * np.cumsum(_upsample(rate, sr).astype(np.float64))
+        bursts = (0.25 + 0.75 * np.sin(0.5 * syl_phase) ** 2).astype(np.float32)
+        return np.clip(super().voice(rng, u) * bursts, -1, 1).astype(np.float32)
+
+
+def make_generator(cfg: SynthConfig) -> Generator:
+    """The generator of ``cfg.regime``."""
+    regime = get_regime(cfg.regime)
+    return Generator(cfg) if not regime.episodes else EpisodeGenerator(cfg, regime)
+
+
 # --------------------------------------------------------------------------- the dataset
 def _sessions(cfg: SynthConfig) -> list[tuple[str, str, tuple[str, str], str]]:
     """(site, session name, (person A, person B), split) per session, split by session."""
@@ -221,12 +341,32 @@ def build_clips(cfg: SynthConfig, gen: Generator) -> list[Clip]:
             per_split_counter[split] = i + 1
             cluster = (i + style) % cfg.clusters  # every cluster meets every style
             crng = np.random.default_rng([cfg.seed, 3, len(clips)])
+            if isinstance(gen, EpisodeGenerator):
+                clips.append(_episode_clip(gen, crng, (site, session, k, split), (pa, pb),
+                                           cluster, style, trait_a, trait_b))
+                continue
             u_a = gen.speaker_latent(crng, cluster, trait_a)
             u_b = gen.reaction_latent(crng, u_a, style, trait_b)
             clips.append(Clip(site, session, k, split, cluster, style,
                               Person(f"{site}/{session}/{pa}/{k}", u_a),
                               Person(f"{site}/{session}/{pb}/{k}", u_b)))
     return clips
+
+
+def _episode_clip(gen: EpisodeGenerator, crng: np.random.Generator,
+                  where: tuple[str, str, int, str], persons: tuple[str, str], context: int,
+                  style: int, trait_a: np.ndarray, trait_b: np.ndarray) -> Clip:
+    site, session, k, split = where
+    lo, hi = gen.regime.listener_gain
+    # the listener's own gain is a trait of the session's second person
+    gain = float(np.random.default_rng([gen.cfg.seed, 12, _stable_hash(session)])
+                 .uniform(lo, hi)) if hi > lo else lo
+    face, voice, cuts = gen.speaker(crng, context, trait_a)
+    u_b = gen.reaction_latent(crng, voice, style, trait_b, gain)  # reacts to what it perceives
+    return Clip(site, session, k, split, context, style,
+                Person(f"{site}/{session}/{persons[0]}/{k}", face, voice),
+                Person(f"{site}/{session}/{persons[1]}/{k}", u_b),
+                {"cuts": cuts, "gain": round(gain, 4)})
 
 
 def group_ids(clips: list[Clip], cfg: SynthConfig) -> np.ndarray:
@@ -237,15 +377,23 @@ def group_ids(clips: list[Clip], cfg: SynthConfig) -> np.ndarray:
 
 
 def write_synthetic(out_dir: str | Path, dyads: int = 80, seed: int = 0, *, video: bool = False,
-                    threedmm: bool = False, progress: bool = False, styles: int = 3,
-                    clusters: int = 4, config: SynthConfig | None = None) -> dict:
+                    threedmm: bool = False, progress: bool = False, styles: int | None = None,
+                    clusters: int | None = None, regime: str = DEFAULT_REGIME,
+                    config: SynthConfig | None = None) -> dict:
     """Write a synthetic REACT-layout dataset to ``out_dir`` and return its summary.
 
-    Every file is written atomically; ``synthetic.json`` (parameters and summary) is written
-    last, so its presence marks a complete dataset.
+    ``regime`` is one of :func:`regime_names`; ``styles`` and ``clusters`` default to the
+    regime's. Every file is written atomically; ``synthetic.json`` (parameters and summary)
+    is written last, so its presence marks a complete dataset.
     """
-    cfg = config or SynthConfig(dyads=dyads, seed=seed, video=video, threedmm=threedmm,
-                                styles=styles, clusters=clusters)
+    if config is None:
+        r = get_regime(regime)
+        config = SynthConfig(dyads=dyads, seed=seed, video=video, threedmm=threedmm,
+                             styles=r.styles if styles is None else styles,
+                             clusters=r.clusters if clusters is None else clusters,
+                             regime=regime)
+    cfg = config
+    get_regime(cfg.regime)
     if cfg.dyads < 1:
         raise ValueError("--dyads must be at least 1")
     if cfg.styles < 1 or cfg.clusters < 1:
@@ -256,7 +404,7 @@ def write_synthetic(out_dir: str | Path, dyads: int = 80, seed: int = 0, *, vide
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    gen = Generator(cfg)
+    gen = make_generator(cfg)
     clips = build_clips(cfg, gen)
     header = ",".join(schema.ATTRIBUTE_NAMES)
 
@@ -270,8 +418,9 @@ def write_synthetic(out_dir: str | Path, dyads: int = 80, seed: int = 0, *, vide
         prng = np.random.default_rng([cfg.seed, 4, _stable_hash(person.path)])
         attrs = gen.attributes(person.latent)
         _write_csv(out / split / layout.EMOTION_DIR / f"{person.path}.csv", header, attrs)
+        voiced = person.latent if person.voice_latent is None else person.voice_latent
         _write_wav(out / split / layout.AUDIO_DIR / f"{person.path}.wav",
-                   gen.voice(prng, person.latent), cfg.sample_rate)
+                   gen.voice(prng, voiced), cfg.sample_rate)
         if cfg.threedmm:
             coeffs = attrs @ gen.to_3dmm + 0.01 * prng.normal(size=(len(attrs), 58))
             save_npy(out / split / layout.THREEDMM_DIR / f"{person.path}.npy",
@@ -301,12 +450,26 @@ def write_synthetic(out_dir: str | Path, dyads: int = 80, seed: int = 0, *, vide
     save_npy(out / layout.ALL_MATRIX_FILE, m_all)
     write_text(out / layout.DATA_INDICES_FILE, "site,chat_index,clip_index\n" + "".join(
         f"{c.site},{c.session},{c.clip}\n" for c in clips))
-    write_json(out / "synthetic_truth.json", {
+    truth_doc: dict = {
         "note": "true behaviour group of each mirrored item (speaker_paths then listener_paths)",
         "groups": truth,
         "clusters": {s: [c.cluster for c in clips if c.split == s] for s in layout.SPLITS},
         "styles": {s: [c.style for c in clips if c.split == s] for s in layout.SPLITS},
-    })
+    }
+    if isinstance(gen, EpisodeGenerator):  # the aligned truth file stays as it always was
+        r = gen.regime
+        truth_doc.update({
+            "regime": r.name,
+            "stresses": r.stresses,
+            "recoverable_from": r.recoverable_from,
+            "clusters_are": "contexts: the episode script each first person plays",
+            "scripts": [list(sc) for sc in gen.scripts],
+            "cuts": {s: [c.info["cuts"] for c in clips if c.split == s] for s in layout.SPLITS},
+            "listener_gains": {s: [c.info["gain"] for c in clips if c.split == s]
+                               for s in layout.SPLITS},
+            "face_shows_episodes": r.face_shows_episodes,
+        })
+    write_json(out / "synthetic_truth.json", truth_doc)
     summary = {
         "root": str(out),
         "dyads": len(clips),
@@ -314,6 +477,7 @@ def write_synthetic(out_dir: str | Path, dyads: int = 80, seed: int = 0, *, vide
         "splits": split_stats,
         "clusters": cfg.clusters,
         "styles": cfg.styles,
+        "regime": cfg.regime,
         "one_to_many": one_to_many_figure(gen),
         "seconds": round(time.perf_counter() - t0, 2),
     }
