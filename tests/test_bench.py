@@ -116,3 +116,27 @@ def test_reference_rows_are_the_react_trivial_references(synthetic_root: Path,
     assert gt["FRDist"] == pytest.approx(0.0, abs=1e-3) and gt["FRDiv"] == 0.0
     rnd = json.loads((tmp_path / "runs" / "Random" / "seed0" / "scores.json").read_text())
     assert rnd["FRDiv"] > 0 and rnd["FRCorr"] < gt["FRCorr"]
+
+
+def test_bench_on_regimes_writes_a_table_per_regime_and_the_claims(tmp_path: Path,
+                                                                  tiny_budget: None) -> None:
+    from regnn.bench.regimes import run_regimes
+    from regnn.errors import ConfigError
+
+    out = tmp_path / "regimes"
+    lines: list[str] = []
+    run_regimes(out, ["aligned", "episodes"], dyads=12, budget="demo", seeds=1, k=2,
+                progress=False, log=lines.append)
+    for regime in ("aligned", "episodes"):
+        assert (out / regime / "table1.md").is_file()
+        assert (out / "data" / f"{regime}-seed0" / "train.csv").is_file()
+    text = (out / "regimes.md").read_text()
+    assert "| aligned |" in text and "| episodes |" in text
+    assert "REGNN beats Mime (FRCorr)" in text and "time-locked" in text
+    summary = json.loads((out / "regimes.json").read_text())
+    row = summary["regimes"]["episodes"]
+    assert set(row["values"]) >= {"regnn", "Mime", "MeanSeq", "Random", "NN"}
+    expected = row["values"]["regnn"]["FRDist"] < row["values"]["Mime"]["FRDist"]
+    assert row["claims"]["REGNN beats Mime (FRDist)"] is expected
+    with pytest.raises(ConfigError, match="unknown regime"):
+        run_regimes(out, ["nope"], budget="demo")

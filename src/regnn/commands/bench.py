@@ -23,14 +23,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "FRDivRatio and FRCov), OUT/claims.md, OUT/results.csv and OUT/fig_<family>.png. "
         "Re-running skips finished (system, seed) jobs.",
     )
-    p.add_argument("--data", required=True, help="dataset root (REACT layout)")
+    p.add_argument("--data", default=None,
+                   help="dataset root (REACT layout); not with --regimes, which writes its own")
+    p.add_argument("--regimes", nargs="+", default=None, metavar="REGIME",
+                   help="run on synthetic regimes instead of --data ('all' or names; see "
+                        "regnn synth --regime): OUT/data/<regime>, OUT/<regime>/ (tables) and "
+                        "OUT/regimes.md (which claims hold where); systems default to regnn")
+    p.add_argument("--data-seed", type=int, default=0,
+                   help="with --regimes: the seed of the synthetic datasets")
     p.add_argument("--out", required=True, help="bench folder (created; re-use it to resume)")
     p.add_argument("--budget", default="demo", choices=["demo", "full"],
                    help="demo: small models and short training; full: the paper's settings")
     p.add_argument("--seeds", type=int, default=3,
                    help="training seeds per system (0 .. SEEDS-1); tables give mean ± std")
-    p.add_argument("--systems", nargs="+", default=list(SYSTEMS), metavar="NAME",
-                   help=f"systems to run (default: all of {' '.join(SYSTEMS)})")
+    p.add_argument("--systems", nargs="+", default=None, metavar="NAME",
+                   help=f"systems to run (default: all of {' '.join(SYSTEMS)}; with "
+                        "--regimes: regnn)")
     p.add_argument("--samples", type=int, default=10, help="reactions per speaker (K)")
     p.add_argument("--split", default="test", choices=["val", "test"],
                    help="split the reactions are generated for and scored on")
@@ -48,11 +56,26 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from regnn.bench import run_bench
+    from regnn.errors import ConfigError
 
-    summary = run_bench(args.data, args.out, budget=args.budget, seeds=args.seeds,
-                        systems=args.systems, references=not args.no_references,
-                        k=args.samples, split=args.split, threads=args.threads,
-                        progress=not args.no_progress, device=args.device)
+    options = dict(budget=args.budget, seeds=args.seeds, references=not args.no_references,
+                   k=args.samples, split=args.split, threads=args.threads,
+                   progress=not args.no_progress, device=args.device)
+    if args.regimes:
+        if args.data is not None:
+            raise ConfigError("--regimes writes its own datasets: leave out --data")
+        from regnn.bench.regimes import REGIME_SYSTEMS, run_regimes
+
+        systems = args.systems or list(REGIME_SYSTEMS)
+        run_regimes(args.out, args.regimes, data_seed=args.data_seed, systems=systems,
+                    **options)
+        print((Path(args.out) / "regimes.md").read_text("utf-8"), end="")
+        return 0
+    if args.data is None:
+        raise ConfigError("give --data DATA (a REACT-layout dataset) or --regimes")
+    from regnn.bench.runner import SYSTEMS
+
+    summary = run_bench(args.data, args.out, systems=args.systems or list(SYSTEMS), **options)
     out = Path(args.out)
     for name in ("table1.md", "table2.md", "multiple.md", "claims.md"):
         print()
