@@ -53,43 +53,30 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from regnn import schema
 from regnn.data import layout
 from regnn.data.regimes import (
-    CUT_RANGE,
     DEFAULT_REGIME,
-    EPISODE_TYPES,
-    EPISODES_PER_SCRIPT,
-    MIN_EPISODE,
-    Regime,
     get_regime,
 )
-from regnn.utils.io import atomic_open, atomic_path, save_npy, write_json, write_text
+from regnn.data.synthetic_files import (
+    _stable_hash,
+    _write_csv,
+    _write_frames,
+    _write_wav,
+)
+from regnn.data.synthetic_model import (  # noqa: F401 - re-exported
+    LATENT_DIM,
+    EpisodeGenerator,
+    Generator,
+    SynthConfig,
+    make_generator,
+)
+from regnn.utils.io import save_npy, write_json, write_text
 
-LATENT_DIM = 6
 RECOLA_PERSONS = (("P25", "P26"), ("P41", "P42"), ("P45", "P46"))
 CITIES = ("Paris", "Augsburg", "Nottingham")
-
-
-@dataclass
-class SynthConfig:
-    dyads: int = 80
-    seed: int = 0
-    clips_per_session: int = 4
-    clusters: int = 4
-    styles: int = 3
-    frames: int = schema.FILE_FRAMES
-    sample_rate: int = 16_000
-    smooth_sigma: float = 10.0
-    speaker_noise: float = 0.35
-    reaction_noise: float = 0.25
-    video: bool = False
-    video_size: int = 64
-    threedmm: bool = False
-    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    regime: str = "aligned"
 
 
 @dataclass
@@ -110,191 +97,6 @@ class Clip:
     a: Person = field(repr=False)
     b: Person = field(repr=False)
     info: dict = field(default_factory=dict, repr=False)  # regime truth (cut points, gains)
-
-
-# --------------------------------------------------------------------------- the model
-class Generator:
-    """The generative process of the module docstring, with all its fixed parameters."""
-
-    def __init__(self, cfg: SynthConfig) -> None:
-        self.cfg = cfg
-        rng = np.random.default_rng([cfg.seed, 1])
-        L = LATENT_DIM
-        self.W_au = rng.normal(0, 0.7, (15, L))
-        self.b_au = rng.normal(-0.6, 0.4, 15)
-        self.W_va = rng.normal(0, 0.6, (2, L))
-        self.W_ex = rng.normal(0, 0.8, (8, L))
-        self.b_ex = np.concatenate([[1.0], rng.normal(-0.3, 0.3, 7)])
-        self.protos = np.stack([self.smooth(rng, cfg.frames) for _ in range(cfg.clusters)])
-        self.M = []
-        self.o = []
-        for s in range(cfg.styles):
-            if s == 0:
-                self.M.append(0.9 * np.eye(L))
-                self.o.append(np.zeros(L))
-            else:
-                q, _ = np.linalg.qr(rng.normal(size=(L, L)))
-                self.M.append((0.6 + 0.3 * (s % 2)) * q)
-                self.o.append(rng.normal(0, 0.9, L))
-        self.lags = [8 + 4 * (s % 3) for s in range(cfg.styles)]
-        self.to_3dmm = rng.normal(0, 0.5, (25, 58))
-
-    def smooth(self, rng: np.random.Generator, frames: int) -> np.ndarray:
-        x = gaussian_filter1d(rng.normal(size=(frames, LATENT_DIM)), self.cfg.smooth_sigma,
-                              axis=0, mode="reflect")
-        return (x - x.mean(0)) / (x.std(0) + 1e-8)
-
-    def speaker_latent(self, rng: np.random.Generator, cluster: int, trait: np.ndarray
-                       ) -> np.ndarray:
-        c = self.cfg
-        return (0.9 * self.protos[cluster] + c.speaker_noise * self.smooth(rng, c.frames)
-                + 0.2 * trait)
-
-    def reaction_latent(self, rng: np.random.Generator, u_a: np.ndarray, style: int,
-                        trait: np.ndarray) -> np.ndarray:
-        lag = self.lags[style]
-        shifted = np.concatenate([np.repeat(u_a[:1], lag, axis=0), u_a[: len(u_a) - lag]])
-        return (shifted @ self.M[style].T + self.o[style] + 0.2 * trait
-                + self.cfg.reaction_noise * self.smooth(rng, len(u_a)))
-
-    def attributes(self, u: np.ndarray) -> np.ndarray:
-        """(frames, 25) attributes of a latent trajectory; within ranges by construction."""
-        au = 1.0 / (1.0 + np.exp(-2.0 * (u @ self.W_au.T + self.b_au)))
-        va = np.tanh(0.8 * (u @ self.W_va.T))
-        logits = 1.5 * (u @ self.W_ex.T + self.b_ex)
-        logits -= logits.max(axis=1, keepdims=True)
-        ex = np.exp(logits)
-        ex /= ex.sum(axis=1, keepdims=True)
-        return np.concatenate([au, va, ex], axis=1).astype(np.float32)
-
-    def voice(self, rng: np.random.Generator, u: np.ndarray) -> np.ndarray:
-        """Mono float32 audio at ``sample_rate`` whose energy/pitch/brightness follow ``u``."""
-        sr = self.cfg.sample_rate
-        energy = _upsample(1.0 / (1.0 + np.exp(-2.5 * (u[:, 0] + 0.3))), sr)
-        f0 = _upsample(140.0 + 40.0 * np.tanh(u[:, 1]), sr)
-        bright = _upsample(1.0 / (1.0 + np.exp(-u[:, 2])), sr)
-        n = len(f0)
-        phase = (2 * np.pi / sr) * np.cumsum(f0)
-        s1 = np.sin(phase).astype(np.float32)
-        two_cos = (2 * np.cos(phase)).astype(np.float32)
-        # harmonics by the Chebyshev recurrence sin(h x) = 2 cos(x) sin((h-1) x) - sin((h-2) x)
-        prev, cur, weight = np.zeros_like(s1), s1, np.ones_like(s1)
-        src = s1.copy()
-        for _ in range(2, 6):
-            prev, cur = cur, two_cos * cur - prev
-            weight *= bright
-            src += weight * cur
-        y = (0.12 * energy) * src
-        y += 0.01 * rng.standard_normal(n, dtype=np.float32)
-        return np.clip(y, -1, 1).astype(np.float32)
-
-
-# --------------------------------------------------------------------------- regimes
-class EpisodeGenerator(Generator):
-    """Scripted episodes with shifted boundaries, and the knobs of the non-aligned regimes.
-
-    *Episodes.* A bank of :data:`EPISODE_TYPES` behaviour episodes, each a latent state (a
-    mean ``mu_e`` of norm 4: clearly different behaviours, far apart compared with the noise)
-    with a texture of its own (a smooth trajectory played from the episode's start).
-    Context c is a script of :data:`EPISODES_PER_SCRIPT` distinct episodes in a fixed order
-    (scripts differ between contexts; they may share episodes). A speaker of context c plays
-    the script with its own cut points, drawn uniformly in :data:`CUT_RANGE` of the clip
-    with every episode at least :data:`MIN_EPISODE` of it: ``u_A = 0.9 (mu_e(t) + 0.6
-    texture_e(t - start_e)) + 0.35 n_A + 0.2 trait_A``, the state sequence smoothed over
-    about 0.4 s.
-
-    *Listeners.* ``u_B = g_B coupling M_s u_A(t - l_s) + o_s + w_b trait_B + noise n_B`` with
-    every style a scaled random rotation (no mirroring style: a mirror would behave like its
-    speaker, which a timing-tolerant measure cannot tell apart) and ``g_B`` the listener's own
-    gain (1 unless idiosyncratic).
-
-    *Audio regime.* The speaker's face is ``0.9 n + 0.2 trait`` (no episodes); the episode
-    latent drives only the voice, and the listener reacts to it.
-    """
-
-    def __init__(self, cfg: SynthConfig, regime: Regime) -> None:
-        super().__init__(cfg)
-        self.regime = regime
-        rng = np.random.default_rng([cfg.seed, 11])
-        L = LATENT_DIM
-        means = rng.normal(size=(EPISODE_TYPES, L))
-        self.episode_means = 4.0 * means / np.linalg.norm(means, axis=1, keepdims=True)
-        self.textures = np.stack([self.smooth(rng, cfg.frames) for _ in range(EPISODE_TYPES)])
-        n_scripts = math.perm(EPISODE_TYPES, EPISODES_PER_SCRIPT)
-        if cfg.clusters > n_scripts:
-            raise ValueError(f"the episodes regimes have {n_scripts} distinct scripts; "
-                             f"--clusters {cfg.clusters} is too many")
-        scripts: list[tuple[int, ...]] = []
-        while len(scripts) < cfg.clusters:
-            s = tuple(int(e) for e in rng.choice(EPISODE_TYPES, EPISODES_PER_SCRIPT,
-                                                 replace=False))
-            if s not in scripts:
-                scripts.append(s)
-        self.scripts = scripts
-        self.M, self.o = [], []
-        for s in range(cfg.styles):
-            q, _ = np.linalg.qr(rng.normal(size=(L, L)))
-            self.M.append((0.7 + 0.2 * (s % 2)) * q)
-            self.o.append(rng.normal(0, 0.9, L))
-
-    def episode_latent(self, rng: np.random.Generator, context: int
-                       ) -> tuple[np.ndarray, list[int]]:
-        """The episode part of a speaker's latent and its cut points (frames)."""
-        T = self.cfg.frames
-        lo, hi = CUT_RANGE
-        while True:  # boundaries anywhere in CUT_RANGE, every episode at least MIN_EPISODE
-            cuts = sorted(int(round(v)) for v in rng.uniform(lo * T, hi * T,
-                                                             EPISODES_PER_SCRIPT - 1))
-            if min(np.diff([0, *cuts, T])) >= MIN_EPISODE * T:
-                break
-        bounds = [0, *cuts, T]
-        state = np.empty((T, LATENT_DIM))
-        texture = np.empty((T, LATENT_DIM))
-        for e, (a, b) in zip(self.scripts[context], zip(bounds[:-1], bounds[1:]), strict=True):
-            state[a:b] = self.episode_means[e]
-            texture[a:b] = self.textures[e][: b - a]
-        state = gaussian_filter1d(state, 10.0, axis=0, mode="nearest")
-        return state + 0.6 * texture, cuts
-
-    def speaker_latent(self, rng: np.random.Generator, cluster: int, trait: np.ndarray
-                       ) -> np.ndarray:
-        """The latent a listener perceives (the voice's; the face's unless ``audio``)."""
-        return self.speaker(rng, cluster, trait)[1]
-
-    def speaker(self, rng: np.random.Generator, context: int, trait: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """(face latent, voice latent, cut points) of a speaker of ``context``."""
-        c = self.cfg
-        episodes, cuts = self.episode_latent(rng, context)
-        own = c.speaker_noise * self.smooth(rng, c.frames) + 0.2 * trait
-        driven = 0.9 * episodes + own
-        if self.regime.face_shows_episodes:
-            return driven, driven, cuts
-        face = 0.9 * self.smooth(rng, c.frames) + 0.2 * trait
-        return face, driven, cuts
-
-    def reaction_latent(self, rng: np.random.Generator, u_a: np.ndarray, style: int,
-                        trait: np.ndarray, gain: float = 1.0) -> np.ndarray:
-        r = self.regime
-        lag = self.lags[style]
-        shifted = np.concatenate([np.repeat(u_a[:1], lag, axis=0), u_a[: len(u_a) - lag]])
-        return (gain * r.coupling * (shifted @ self.M[style].T) + self.o[style]
-                + r.listener_baseline * trait + r.reaction_noise * self.smooth(rng, len(u_a)))
-
-    def voice(self, rng: np.random.Generator, u: np.ndarray) -> np.ndarray:
-        """As :meth:`Generator.voice`, with a speaking rate: syllable-like energy bursts at
-        3-6 per second following ``u_3``."""
-        sr = self.cfg.sample_rate
-        rate = 3.0 + 3.0 / (1.0 + np.exp(-1.5 * u[:, 3]))  # syllables per second
-        syl_phase = (2 * np.pi / sr) * np.cumsum(_upsample(rate, sr).astype(np.float64))
-        bursts = (0.25 + 0.75 * np.sin(0.5 * syl_phase) ** 2).astype(np.float32)
-        return np.clip(super().voice(rng, u) * bursts, -1, 1).astype(np.float32)
-
-
-def make_generator(cfg: SynthConfig) -> Generator:
-    """The generator of ``cfg.regime``."""
-    regime = get_regime(cfg.regime)
-    return Generator(cfg) if not regime.episodes else EpisodeGenerator(cfg, regime)
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -525,63 +327,3 @@ def one_to_many_figure(gen: Generator, speakers: int = 24, repeats: int = 3) -> 
             "ccc_different_style": round(float(np.mean(diff)), 3) if diff else None,
             "ccc_same_style_other_speaker_cluster": round(float(np.mean(other_cluster)), 3),
             "probe_speakers": speakers}
-
-
-# --------------------------------------------------------------------------- writers
-def _upsample(per_frame: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Linear interpolation of a 25 fps series to ``sample_rate`` (a multiple of 25), float32."""
-    hop = sample_rate // schema.FPS
-    v = np.asarray(per_frame, dtype=np.float32)
-    nxt = np.append(v[1:], v[-1])
-    frac = np.arange(hop, dtype=np.float32) / hop
-    return (v[:, None] + (nxt - v)[:, None] * frac[None, :]).reshape(-1)
-
-
-def _stable_hash(text: str) -> int:
-    import zlib
-
-    return zlib.crc32(text.encode())
-
-
-def _write_csv(path: Path, header: str, values: np.ndarray) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as fh:
-        np.savetxt(fh, values, fmt="%.6f", delimiter=",", header=header, comments="")
-
-
-def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
-    import soundfile as sf
-
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), samples, rate, subtype="PCM_16", format="WAV")
-
-
-def _write_frames(folder: Path, attrs: np.ndarray, size: int) -> None:
-    """PNG frames ``1.png ... N.png`` of a simple drawn face following the attributes."""
-    import shutil
-    import tempfile
-
-    from PIL import Image, ImageDraw
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    s = size / 64.0
-    for t, a in enumerate(attrs, start=1):
-        img = Image.new("RGB", (size, size), (235, 235, 240))
-        d = ImageDraw.Draw(img)
-        d.ellipse([8 * s, 4 * s, 56 * s, 60 * s], fill=(240, 200, 170), outline=(90, 60, 40))
-        brow = 20 * s - 5 * s * (a[0] + a[1]) / 2 + 3 * s * a[2]
-        for x0 in (18, 36):
-            d.line([x0 * s, brow, (x0 + 10) * s, brow], fill=(60, 40, 30), width=max(1, int(2 * s)))
-        eye_h = 3 * s * (1 - 0.6 * a[4])
-        for cx in (23, 41):
-            d.ellipse([(cx - 3) * s, 27 * s - eye_h, (cx + 3) * s, 27 * s + eye_h],
-                      fill=(40, 40, 40))
-        open_h = 1 * s + 8 * s * max(a[13], a[14])
-        smile = 3 * s * (a[7] - a[9])  # corners up (AU12) or down (AU15)
-        top = 42 * s - smile
-        d.chord([22 * s, top - open_h / 2, 42 * s, top + open_h], 0, 180, fill=(150, 40, 50))
-        img.save(tmp_dir / f"{t}.png", format="PNG", compress_level=1)
-    # the folder appears complete or not at all
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp_dir.rename(folder)
