@@ -41,27 +41,43 @@ _RESULT = re.compile(r"result-(\d+)\.pth$")
 MAX_LISTED = 5
 
 
-def _load_pth_folder(folder: Path) -> np.ndarray:
+def _load_pth_file(path: Path, frames: int) -> np.ndarray:
+    """One official ``result-<j>.pth``: a floating-point tensor (T, 25) or (1, T, 25) with
+    finite values, read with ``weights_only=True``; anything else is a :class:`DataError`
+    naming the file and what was expected."""
     import torch
 
+    expected = (f"a floating-point torch tensor ({frames}, {schema.NUM_ATTRIBUTES}) or "
+                f"(1, {frames}, {schema.NUM_ATTRIBUTES})")
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or unsafe file
+        raise DataError(f"cannot read prediction ({type(exc).__name__}); expected {expected} "
+                        "saved with torch.save", path=path, kind="bad-prediction") from None
+    if not isinstance(value, torch.Tensor):
+        raise DataError(f"holds a {type(value).__name__}, expected {expected}", path=path,
+                        kind="bad-prediction")
+    if not value.dtype.is_floating_point:
+        raise DataError(f"holds a tensor of dtype {value.dtype}, expected {expected}",
+                        path=path, kind="bad-prediction")
+    shape = tuple(value.shape)
+    if value.ndim == 3 and shape[0] == 1:
+        value = value[0]
+    if tuple(value.shape) != (frames, schema.NUM_ATTRIBUTES):
+        raise DataError(f"holds a tensor of shape {shape}, expected {expected}", path=path,
+                        kind="bad-shape")
+    arr = value.detach().to(torch.float32).numpy()
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise DataError(f"holds {bad} non-finite value(s) (NaN or infinite), expected finite "
+                        "values", path=path, kind="bad-prediction")
+    return arr
+
+
+def _load_pth_folder(folder: Path, frames: int = schema.CLIP_FRAMES) -> np.ndarray:
     files = sorted((int(m.group(1)), p) for p in folder.iterdir()
                    if (m := _RESULT.search(p.name)))
-    arrays = []
-    for _, path in files:
-        try:
-            value = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a corrupt file
-            raise DataError(f"cannot read prediction: {exc}", path=path) from exc
-        arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value,
-                         dtype=np.float32)
-        if arr.ndim == 3 and arr.shape[0] == 1:
-            arr = arr[0]
-        arrays.append(arr)
-    shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise DataError(f"result-<j>.pth files of different shapes {sorted(shapes)}",
-                        path=folder, kind="bad-shape")
-    return np.stack(arrays)
+    return np.stack([_load_pth_file(path, frames) for _, path in files])
 
 
 def find_prediction(pred_dir: Path, split: str, speaker_path: str) -> Path | None:
@@ -106,7 +122,11 @@ def load_predictions(pred_dir: str | Path, split: str, speaker_paths: list[str],
                 bad.append(f"{where}: unreadable ({exc})")
                 continue
         else:
-            arr = _load_pth_folder(where)
+            try:
+                arr = _load_pth_folder(where, frames)
+            except DataError as exc:
+                bad.append(str(exc))
+                continue
         if arr.ndim != 3 or arr.shape[1:] != (frames, schema.NUM_ATTRIBUTES) or arr.shape[0] < 1:
             bad.append(f"{where}: shape {tuple(arr.shape)}, expected (K, {frames}, "
                        f"{schema.NUM_ATTRIBUTES})")
