@@ -397,8 +397,13 @@ FLOODER = textwrap.dedent("""
             with connect(url, open_timeout=10, max_size=None) as ws:
                 if mode == "session":  # a started session: its messages are valid
                     ws.send('{"type": "start"}'); ws.recv(timeout=10)
-                threading.Thread(target=lambda: [ws.recv() for _ in iter(int, 1)],
-                                 daemon=True).start()  # drain the replies
+                def drain():  # read the replies until the connection is gone
+                    try:
+                        while True:
+                            ws.recv()
+                    except Exception:
+                        pass
+                threading.Thread(target=drain, daemon=True).start()
                 while time.monotonic() < end:
                     ws.send(big); sent += 1
         except Exception:
@@ -481,14 +486,15 @@ def report(tag: str, r: dict) -> str:
             f"{r['sizes']} bytes, sent {r['sent']}; load {os.getloadavg()[0]:.2f}")
 
 
-# The bound: a 25 fps session's real-time budget is one frame period, 40 ms. On an idle
-# machine the toy server answers in ~1-2 ms (p95) with or without the flood. Before the fix
-# the same flood pushed p95 to seconds (6.8 s reported in the issue; see the figures in
-# docs/online.md), because protocol.parse of each 1.5 MB message ran on the event loop. CI
-# has 2 cores shared with other tests, and server, parser and flooder compete for them, so
-# the assertion allows 150 ms at p95: well above what scheduling noise gives, an order of
-# magnitude below what the defect gives. Every reply must arrive.
-P95_BOUND_MS = 150.0
+# The bound. Without the fix this test gave p95 6,440 ms (p50 4,951 ms): protocol.parse of
+# every 1.4 MB flood message ran on the event loop, and every well-behaved reply waited behind
+# it (the issue reported 6.8 s). With the fix: p95 73 ms and 219 ms in two runs at load
+# average 8-11 on 2 cores (server, parser, two flooders and the sessions compete for them);
+# without the flood, at the same load, p95 5 ms. The assertion allows 1,000 ms: a margin of
+# 4x over the worst run with the fix on a saturated machine, and 6x below the defect. Every
+# reply must arrive. The real-time figure on an unloaded machine is the benchmark's
+# (benchmarks/bench_online.py, "real-time sessions while one client floods").
+P95_BOUND_MS = 1000.0
 
 
 def test_one_flooding_client_does_not_stall_real_time_sessions() -> None:
