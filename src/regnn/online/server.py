@@ -74,8 +74,12 @@ INTERNAL_MESSAGE = "internal server error (logged on the server); the session is
 
 
 def _exit_with_parent(parent: int) -> None:
-    """In the parser process: exit when the server process is gone (killed without running
-    its shutdown), instead of living on as an orphan."""
+    """In the parser process: run at a lower CPU priority than the server (large messages
+    are bulk work; the event loop answering real-time sessions comes first), and exit when
+    the server process is gone (killed without running its shutdown) instead of living on
+    as an orphan."""
+    with contextlib.suppress(OSError, AttributeError):  # no os.nice on Windows
+        os.nice(10)
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
