@@ -80,6 +80,7 @@ def _exit_with_parent(parent: int) -> None:
     as an orphan."""
     with contextlib.suppress(OSError, AttributeError):  # no os.nice on Windows
         os.nice(10)
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
