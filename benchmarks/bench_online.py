@@ -16,6 +16,13 @@
    every frame was answered and its p95 round trip is within one frame period (40 ms).
    Prints, per N, the round-trip p50 / p95 / p99 over all frames, the slowest session's p95
    and how many sessions were real time; then the largest N at which all were. Target: >= 8.
+3. **Flood** (loopback): the same server, ``--flood-sessions`` paced sessions for
+   ``--seconds`` seconds, first alone, then while one client (a separate process) sends
+   1.4 MB ``frames`` messages (250 frames, 10 s of 16 kHz audio as a JSON float list) as fast
+   as it can, without a session (``--flood-mode nosession``, the server closes it after each
+   and it reconnects) or in a started session (``session``). Prints both rows: one client must
+   not push the others out of real time. Before the server parsed large messages off its
+   event loop, this flood pushed the round trip to seconds.
 
 Bounded: at most ``len(--sessions)`` levels of ``--seconds`` (<= 60) each, then the server is
 stopped. Also prints ``os.getloadavg()`` before and after, so that figures measured on a busy
@@ -40,6 +47,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep
+       + os.environ.get("PYTHONPATH", "")}
 FPS = 25
 SR = 16_000
 
@@ -151,40 +160,105 @@ async def load_level(url: str, n: int, seconds: float, k: int, stagger: int = 8
     return await asyncio.gather(*tasks)
 
 
+def start_server(run: str | None, workers: int, max_sessions: int
+                 ) -> tuple[subprocess.Popen, str]:
+    """``regnn serve`` on loopback in its own process; returns it and its URL."""
+    cmd = [sys.executable, "-m", "regnn.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+           "--workers", str(workers), "--threads", "1", "--max-sessions", str(max_sessions),
+           "--log-level", "ERROR"]
+    cmd += ["--run", run] if run else ["--toy"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=ENV)
+    line = proc.stdout.readline()
+    if " on ws://" not in line:
+        proc.terminate()
+        raise SystemExit(f"server did not start: {line!r}")
+    print(f"server: {line.strip()}")
+    return proc, line.split(" on ", 1)[1].split()[0]
+
+
+def level_row(res: list[dict], n: int, seconds: float, k: int, tag: str = "") -> bool:
+    """Print one load level; returns whether every session was real time."""
+    lat = np.concatenate([np.asarray(r["latencies"]) for r in res]) * 1e3
+    p95s = [np.percentile(r["latencies"], 95) * 1e3 if r["latencies"] else np.inf
+            for r in res]
+    ok = [r["answered"] == r["frames"] and p < 1000 / FPS for r, p in zip(res, p95s)]
+    print(f"{tag}N={n:<3d} sessions x {seconds:g} s, K={k}: round trip p50 "
+          f"{np.percentile(lat, 50):7.2f} ms, p95 {np.percentile(lat, 95):7.2f} ms, "
+          f"p99 {np.percentile(lat, 99):7.2f} ms | worst session p95 {max(p95s):7.2f} ms"
+          f" | answered {sum(r['answered'] for r in res)}/"
+          f"{sum(r['frames'] for r in res)} | real-time sessions {sum(ok)}/{n}  "
+          f"({load('now')})", flush=True)
+    return all(ok)
+
+
 def bench_load(run: str | None, levels: list[int], seconds: float, k: int,
                workers: int, stagger: int = 8) -> None:
-    cmd = [sys.executable, "-m", "regnn.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-           "--workers", str(workers), "--threads", "1", "--max-sessions", str(max(levels)),
-           "--log-level", "WARNING"]
-    cmd += ["--run", run] if run else ["--toy"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep
-           + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    proc, url = start_server(run, workers, max(levels))
     try:
-        line = proc.stdout.readline()
-        if " on ws://" not in line:
-            raise SystemExit(f"server did not start: {line!r}")
-        url = line.split(" on ", 1)[1].split()[0]
-        print(f"server: {line.strip()}")
         asyncio.run(load_level(url, 2, 2.0, k))  # untimed warm-up: first-connection costs
         print(f"session starts spread over {stagger} frame periods ({stagger * 40} ms)")
         best = 0
         for n in levels:
-            res = asyncio.run(load_level(url, n, seconds, k, stagger))
-            lat = np.concatenate([np.asarray(r["latencies"]) for r in res]) * 1e3
-            p95s = [np.percentile(r["latencies"], 95) * 1e3 if r["latencies"] else np.inf
-                    for r in res]
-            ok = [r["answered"] == r["frames"] and p < 1000 / FPS for r, p in zip(res, p95s)]
-            print(f"N={n:<3d} sessions x {seconds:g} s, K={k}: round trip p50 "
-                  f"{np.percentile(lat, 50):7.2f} ms, p95 {np.percentile(lat, 95):7.2f} ms, "
-                  f"p99 {np.percentile(lat, 99):7.2f} ms | worst session p95 {max(p95s):7.2f} ms"
-                  f" | answered {sum(r['answered'] for r in res)}/"
-                  f"{sum(r['frames'] for r in res)} | real-time sessions {sum(ok)}/{n}  "
-                  f"({load('now')})", flush=True)
-            if all(ok):
+            if level_row(asyncio.run(load_level(url, n, seconds, k, stagger)), n, seconds, k):
                 best = n
         print(f"largest N with every session in real time: {best} (target >= 8)")
     finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+#: One flooding client (run as its own process): 250 frames with 10 s of 16 kHz audio as a
+#: JSON float list (~1.4 MB), sent as fast as the connection takes them, replies drained.
+FLOODER = """
+import json, sys, threading, time
+import numpy as np
+from websockets.sync.client import connect
+url, mode, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+rng = np.random.default_rng(0)
+big = json.dumps({"type": "frames", "face": np.round(rng.random((250, 25)), 4).tolist(),
+                  "audio": {"sample_rate": 16000, "encoding": "float",
+                            "data": np.round(0.1 * rng.standard_normal(160000), 4).tolist()}})
+print(len(big), flush=True)
+sent, end = 0, time.monotonic() + seconds
+def drain(ws):
+    try:
+        while True:
+            ws.recv()
+    except Exception:
+        pass
+while time.monotonic() < end:
+    try:
+        with connect(url, open_timeout=10, max_size=None) as ws:
+            if mode == "session":
+                ws.send('{"type": "start"}'); ws.recv(timeout=10)
+            threading.Thread(target=drain, args=(ws,), daemon=True).start()
+            while time.monotonic() < end:
+                ws.send(big); sent += 1
+    except Exception:
+        time.sleep(0.01)  # closed by the server: reconnect
+print(sent, flush=True)
+"""
+
+
+def bench_flood(run: str | None, n: int, seconds: float, k: int, workers: int,
+                mode: str) -> None:
+    proc, url = start_server(run, workers, n + 1)
+    flood = None
+    try:
+        asyncio.run(load_level(url, 2, 2.0, k))  # untimed warm-up
+        level_row(asyncio.run(load_level(url, n, seconds, k)), n, seconds, k,
+                  "no flood:                                   ")
+        flood = subprocess.Popen([sys.executable, "-c", FLOODER, url, mode, str(seconds + 3)],
+                                 stdout=subprocess.PIPE, text=True, env=ENV)
+        size = int(flood.stdout.readline())
+        res = asyncio.run(load_level(url, n, seconds, k))
+        sent = int(flood.stdout.readline() or 0)
+        level_row(res, n, seconds, k, "real-time sessions while one client floods: ")
+        print(f"  the flooder ({mode}): {sent} messages of {size:,} bytes in {seconds + 3:g} s")
+    finally:
+        if flood is not None:
+            flood.kill()
+            flood.wait(timeout=30)
         proc.terminate()
         proc.wait(timeout=30)
 
@@ -200,6 +274,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="server model threads")
     ap.add_argument("--stagger", type=int, default=8,
                     help="spread session starts over this many frames (0: all on one frame)")
+    ap.add_argument("--flood-sessions", type=int, default=4,
+                    help="paced sessions measured while one client floods (0: skip)")
+    ap.add_argument("--flood-mode", choices=("nosession", "session"), default="nosession",
+                    help="the flooder sends without a session, or in a started one")
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
@@ -220,6 +298,11 @@ def main() -> None:
         bench_latency(factory, [int(x) for x in args.ks.split(",")], args.frames)
     if not args.skip_load:
         bench_load(args.run, levels, args.seconds, args.load_k, args.workers, args.stagger)
+    if not args.skip_load and args.flood_sessions > 0:
+        if args.flood_sessions > 64:
+            raise SystemExit("at most 64 flood sessions")
+        bench_flood(args.run, args.flood_sessions, args.seconds, args.load_k, args.workers,
+                    args.flood_mode)
     print(load("end"))
 
 

@@ -43,6 +43,8 @@ def load_speaker(data: str | None, split: str, item: int, frames: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", default="ws://127.0.0.1:8765", help="server URL")
+    ap.add_argument("--token", help="the server's token (regnn serve --token/--token-file, or "
+                                    "the one it printed)")
     ap.add_argument("--data", help="REACT-layout dataset root (default: a synthetic speaker)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--item", type=int, default=0, help="mirrored item index in the split")
@@ -55,9 +57,9 @@ def main() -> None:
 
     face, audio, sr = load_speaker(args.data, args.split, args.item, args.frames)
     per_frame = sr // 25
-    print("server:", health(args.url))
+    print("server:", health(args.url, token=args.token))
     latencies, outs = [], []
-    with ReactionClient(args.url) as client:
+    with ReactionClient(args.url, token=args.token) as client:
         info = client.start(k=args.k, seed=args.seed)
         print(f"session {info['session']}: K={info['k']}, hop {info.get('hop')} frames, "
               f"model {info['model']}")

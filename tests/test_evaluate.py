@@ -112,3 +112,51 @@ def test_help(cmd: str, capsys) -> None:
         main([cmd, "--help"])
     assert exc.value.code == 0
     assert "--data" in capsys.readouterr().out
+
+
+PTH_BAD = [  # what a result-<j>.pth holds, and what the error must say
+    ({"pred": torch.zeros(750, 25)}, "holds a dict, expected a floating-point torch tensor"),
+    ([1.0, 2.0], "holds a list, expected"),
+    (torch.zeros(750, 25, dtype=torch.int64), "dtype torch.int64, expected"),
+    (torch.zeros(750, 25, dtype=torch.bool), "dtype torch.bool, expected"),
+    (torch.zeros(700, 25), r"shape \(700, 25\), expected .*\(750, 25\)"),
+    (torch.zeros(2, 750, 25), r"shape \(2, 750, 25\)"),
+    (torch.full((1, 750, 25), float("nan")), "18750 non-finite value"),
+    (torch.tensor(float("inf")).expand(750, 25).clone(), "non-finite"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), PTH_BAD,
+                         ids=["dict", "list", "int64", "bool", "short", "k2", "nan", "inf"])
+def test_official_pth_that_is_not_a_prediction_is_named(
+        synthetic_root: Path, gt_pred: Path, tmp_path: Path, capsys, value, message: str) -> None:
+    """A result-<j>.pth holding a dict, a wrong dtype or shape or non-finite values is a
+    DataError naming the file (not a raw TypeError traceback from numpy)."""
+    ds = ReactSplit(synthetic_root, "test", audio=False)
+    paths = [it.speaker_path for it in ds.items]
+    pred = tmp_path / "official"
+    for sp in paths:
+        folder = pred / sp
+        folder.mkdir(parents=True)
+        for j, reaction in enumerate(np.load(gt_pred / "test" / f"{sp}.npy")):
+            torch.save(torch.from_numpy(reaction.copy()), folder / f"result-{j}.pth")
+    wrong = pred / paths[1] / "result-2.pth"
+    torch.save(value, wrong)
+    with pytest.raises(DataError, match=message) as err:
+        load_predictions(pred, "test", paths)
+    assert str(wrong) in str(err.value)
+    assert main(["evaluate", "--data", str(synthetic_root), "--pred", str(pred),
+                 "--no-progress"]) == 2
+    printed = capsys.readouterr().err
+    assert str(wrong) in printed and "Traceback" not in printed
+    assert "weights_only=False" not in printed
+
+
+def test_official_pth_unreadable_is_named(synthetic_root: Path, tmp_path: Path) -> None:
+    ds = ReactSplit(synthetic_root, "test", audio=False)
+    paths = [it.speaker_path for it in ds.items]
+    folder = tmp_path / "p" / paths[0]
+    folder.mkdir(parents=True)
+    (folder / "result-0.pth").write_bytes(b"not a torch file")
+    with pytest.raises(DataError, match="result-0.pth: cannot read prediction"):
+        load_predictions(tmp_path / "p", "test", paths[:1])

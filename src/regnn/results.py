@@ -95,22 +95,45 @@ def find_prediction(pred_dir: str | Path, split: str, speaker_path: str) -> Path
     return None
 
 
-def _read_pth_folder(folder: Path) -> np.ndarray:
+def _read_pth_file(path: Path, frames: int | None) -> np.ndarray:
+    """One official ``result-<j>.pth``: a floating-point tensor (T, 25) or (1, T, 25) with
+    finite values (T = ``frames`` when given), read with ``weights_only=True``; anything else
+    is a :class:`DataError` naming the file and what was expected."""
     import torch
 
+    n = schema.NUM_ATTRIBUTES
+    t = "T" if frames is None else str(frames)
+    expected = f"a floating-point torch tensor ({t}, {n}) or (1, {t}, {n})"
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or unsafe file
+        raise DataError(f"cannot read prediction ({type(exc).__name__}); expected {expected} "
+                        "saved with torch.save", path=path, kind="bad-prediction") from None
+    if not isinstance(value, torch.Tensor):
+        raise DataError(f"holds a {type(value).__name__}, expected {expected}", path=path,
+                        kind="bad-prediction")
+    if not value.dtype.is_floating_point:
+        raise DataError(f"holds a tensor of dtype {value.dtype}, expected {expected}",
+                        path=path, kind="bad-prediction")
+    shape = tuple(value.shape)
+    if value.ndim == 3 and shape[0] == 1:
+        value = value[0]
+    if value.ndim != 2 or value.shape[1] != n or (frames is not None
+                                                   and value.shape[0] != frames):
+        raise DataError(f"holds a tensor of shape {shape}, expected {expected}", path=path,
+                        kind="bad-shape")
+    arr = value.detach().to(torch.float32).numpy()
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise DataError(f"holds {bad} non-finite value(s) (NaN or infinite), expected finite "
+                        "values", path=path, kind="bad-prediction")
+    return arr
+
+
+def _read_pth_folder(folder: Path, frames: int | None = None) -> np.ndarray:
     files = sorted((int(m.group(1)), p) for p in folder.iterdir()
                    if (m := RESULT_PTH.search(p.name)))
-    arrays = []
-    for _, path in files:
-        try:
-            value = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a corrupt file
-            raise DataError(f"cannot read prediction: {exc}", path=path) from exc
-        arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value,
-                         dtype=np.float32)
-        if arr.ndim == 3 and arr.shape[0] == 1:
-            arr = arr[0]
-        arrays.append(arr)
+    arrays = [_read_pth_file(path, frames) for _, path in files]
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise DataError(f"result-<j>.pth files of different shapes {sorted(shapes)}",
@@ -118,12 +141,13 @@ def _read_pth_folder(folder: Path) -> np.ndarray:
     return np.stack(arrays)
 
 
-def read_prediction(path: str | Path) -> np.ndarray:
-    """One item's predictions from a ``.npy`` file or a ``result-<j>.pth`` folder, as stored
-    (shape not checked); a file that cannot be read is a :class:`DataError` naming it."""
+def read_prediction(path: str | Path, frames: int | None = None) -> np.ndarray:
+    """One item's predictions from a ``.npy`` file (as stored) or a ``result-<j>.pth`` folder
+    (each file checked: a float tensor of ``frames`` x 25, finite); a file that cannot be
+    read is a :class:`DataError` naming it."""
     path = Path(path)
     if path.is_dir():
-        return _read_pth_folder(path)
+        return _read_pth_folder(path, frames)
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -177,11 +201,10 @@ def load_predictions(pred_dir: str | Path, split: str, speaker_paths: list[str],
             missing.append(sp)
             continue
         try:
-            arr = read_prediction(where)
+            arr = read_prediction(where, frames)
         except DataError as exc:
-            if where.is_dir():
-                raise
-            bad.append(f"{where}: unreadable ({exc.__cause__ or exc})")
+            bad.append(str(exc) if where.is_dir() else
+                       f"{where}: unreadable ({exc.__cause__ or exc})")
             continue
         n = schema.NUM_ATTRIBUTES
         if arr.ndim != 3 or arr.shape[1:] != (frames, n) or arr.shape[0] < 1:

@@ -22,9 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--toy", action="store_true",
                    help="serve the weight-free causal test stream instead of a run "
                         "(for trying clients and measuring the server itself)")
-    p.add_argument("--checkpoint", default="best", help="checkpoint of the run: best or last")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"),
+                   help="checkpoint of the run (default: best)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="interface to listen on (default: loopback only)")
+                   help="interface to listen on (default: loopback only; any other address "
+                        "needs a token: one is generated and printed unless given)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (0: pick a free one)")
     p.add_argument("--k-max", type=int, default=10, help="largest K a session may ask for")
     p.add_argument("--max-sessions", type=int, default=32, help="concurrent sessions allowed")
@@ -32,6 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="threads running the model (sessions are spread over them)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads per worker (1 is best for many small chunks)")
+    p.add_argument("--max-connections", type=int, default=64,
+                   help="open WebSocket connections allowed (further handshakes get 503)")
+    p.add_argument("--start-timeout", type=float, default=5.0,
+                   help="seconds a connection may stay open without sending 'start'")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a browser origin (scheme://host[:port]) allowed besides pages on "
+                        "this machine; repeatable; '*' allows any page")
+    p.add_argument("--token", help="require this token at the handshake ('Authorization: "
+                                   "Bearer TOKEN' or ?token=TOKEN); visible to other users "
+                                   "in the process list: prefer --token-file")
+    p.add_argument("--token-file", help="read the required token from this file")
     p.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING)")
     p.set_defaults(func=run)
 
@@ -74,18 +87,67 @@ def warm_up(factory) -> None:  # noqa: ANN001
                 rng.standard_normal(20 * 640).astype(np.float32) * 0.1, 16_000)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only listens on this machine."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost, or "" (every interface)
+        return False
+
+
+def read_token(args: argparse.Namespace) -> str | None:
+    """The token from ``--token`` or ``--token-file`` (refused: both, empty, unreadable)."""
+    from pathlib import Path
+
+    from regnn.errors import ConfigError
+
+    if args.token is not None and args.token_file is not None:
+        raise ConfigError("give either --token or --token-file, not both")
+    token = args.token
+    if args.token_file is not None:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read --token-file {args.token_file}: "
+                              f"{type(exc).__name__}") from None
+    if token is not None and (not token.strip() or not token.isprintable()
+                              or any(c.isspace() for c in token)):
+        raise ConfigError("the token must be non-empty printable text without spaces")
+    return token
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from regnn.errors import ConfigError
 
     if args.run and args.toy:
         raise ConfigError("give either --run or --toy, not both")
-    for name in ("k_max", "max_sessions", "workers", "threads"):
+    for name in ("k_max", "max_sessions", "workers", "threads", "max_connections"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in [0, 65535], got {args.port}")
+    if not 0 < args.start_timeout <= 3600:
+        raise ConfigError(f"--start-timeout must be in (0, 3600] seconds, got "
+                          f"{args.start_timeout}")
+    token = read_token(args)
+    generated = False
+    if not is_loopback(args.host):
+        print(f"regnn serve: warning: listening on {args.host!r}, reachable from other "
+              "machines; ws:// is not encrypted, so the token can be read on the network: "
+              "use a trusted network or a TLS proxy", file=sys.stderr, flush=True)
+        if token is None:  # never serve other machines without a token
+            import secrets
+
+            token, generated = secrets.token_urlsafe(24), True
     factory, model_name = make_factory(args.run, args.toy, args.checkpoint)
     import asyncio
+    import contextlib
     import logging
 
     import torch
@@ -97,12 +159,24 @@ def run(args: argparse.Namespace) -> int:
     warm_up(factory)
     server = ReactionServer(factory, args.host, args.port, k_max=args.k_max,
                             max_sessions=args.max_sessions, workers=args.workers,
-                            model_name=model_name)
+                            model_name=model_name, max_connections=args.max_connections,
+                            start_timeout=args.start_timeout,
+                            allowed_origins=args.allow_origin, token=token)
 
     async def main() -> None:
+        import signal
+
+        # SIGTERM (kill, systemd, docker stop) stops like Ctrl-C: the parser process and the
+        # model threads are shut down instead of left behind
+        task = asyncio.current_task()
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         await server.start()
         print(f"regnn serve: {model_name} on {server.url}  "
               f"(health: http://{server.host}:{server.port}/health; Ctrl-C stops)", flush=True)
+        if generated:
+            print(f"regnn serve: generated token (clients send 'Authorization: Bearer TOKEN' "
+                  f"or connect to {server.url}/?token=TOKEN): {token}", flush=True)
         try:
             await asyncio.Future()
         finally:
@@ -110,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("regnn serve: stopped", flush=True)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from None

@@ -6,7 +6,8 @@
         client.end()
 
 ``health(url)`` fetches ``/health``. Errors sent by the server raise :class:`ServerError`
-(with the protocol's ``code``).
+(with the protocol's ``code``). ``token=`` is sent as ``Authorization: Bearer TOKEN`` to a
+server started with ``--token``/``--token-file``.
 """
 
 from __future__ import annotations
@@ -28,21 +29,23 @@ class ServerError(Exception):
         self.reply = reply
 
 
-def health(url: str, timeout: float = 5.0) -> dict[str, Any]:
+def health(url: str, timeout: float = 5.0, token: str | None = None) -> dict[str, Any]:
     """``GET /health`` of the server at ``url`` (``ws://host:port`` or ``http://host:port``)."""
     http = url.replace("ws://", "http://", 1).rstrip("/")
     for suffix in ("/ws",):
         if http.endswith(suffix):
             http = http[: -len(suffix)]
-    with urllib.request.urlopen(f"{http}/health", timeout=timeout) as resp:
+    request = urllib.request.Request(f"{http}/health", headers={} if token is None else
+                                     {"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
         return json.loads(resp.read().decode("utf-8"))
 
 
 class ReactionClient:
     """Blocking WebSocket client: one session per connection."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
-        self.url, self.timeout = url, timeout
+    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None) -> None:
+        self.url, self.timeout, self.token = url, timeout, token
         self.info: dict[str, Any] = {}
         self._ws: Any = None
         self._seq = 0
@@ -57,7 +60,9 @@ class ReactionClient:
     def connect(self) -> None:
         from websockets.sync.client import connect
 
-        self._ws = connect(self.url, open_timeout=self.timeout, max_size=2**24, legacy=True)
+        headers = None if self.token is None else {"Authorization": f"Bearer {self.token}"}
+        self._ws = connect(self.url, open_timeout=self.timeout, max_size=2**24, legacy=True,
+                           additional_headers=headers)
 
     def close(self) -> None:
         if self._ws is not None:

@@ -29,7 +29,15 @@ Server -> client
 * ``error``: ``code``, ``message`` (and ``seq`` when known). A malformed message is answered
   with an error and the session goes on unchanged; codes: ``bad-json``, ``bad-message``,
   ``no-session``, ``already-started``, ``bad-face``, ``bad-audio``, ``rejected`` (e.g. the face
-  frames run too far ahead of the audio), ``busy`` (session limit), ``internal``.
+  frames run too far ahead of the audio), ``busy`` (session limit), ``too-large`` (a message
+  over the limit for its state: :data:`MAX_START_BYTES` before ``start``; the connection is
+  then closed), ``start-timeout`` (no ``start`` within the server's start timeout; closed),
+  ``internal`` (a server fault, logged on the server; the session is closed). Error messages
+  never carry raw exception text.
+
+Limits: a message is at most :data:`MAX_MESSAGE_BYTES` (computed below from 250 frames and
+their audio; larger ones close the connection with WebSocket code 1009), at most
+:data:`MAX_START_BYTES` before the session has started.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +58,27 @@ MAX_FRAMES_PER_MESSAGE = 250  # 10 s at 25 fps
 MAX_AUDIO_SECONDS = 12.0
 MAX_SAMPLE_RATE = 192_000
 ENCODINGS = ("pcm_s16le", "f32le", "float")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_SEQ_CHARS = 64  # a string seq is echoed back: keep it short
+MAX_SEQ = 2**63 - 1
+
+#: Characters of the longest JSON text of one float64 (``-2.2250738585072014e-308``).
+NUMBER_CHARS = 24
+#: Audio the size limit is computed for: the 10 s recorded with 250 frames, mono 48 kHz, as
+#: ``f32le`` base64 (the largest binary encoding; 48 kHz stereo ``pcm_s16le`` is the same size).
+LIMIT_SAMPLE_RATE = 48_000
+#: The largest message the server reads: a ``frames`` message of 250 face frames written at
+#: full float64 precision (``[`` + 25 numbers with ``", "`` + ``], ``) plus the audio above
+#: (4 base64 characters per 3 bytes), plus 1 KiB for the keys, ``seq`` and the audio fields.
+#: = 163,500 + 2,560,000 + 1,024 = 2,724,524 bytes (2.6 MiB). Float-list audio (``float``,
+#: ~22 characters a sample) fits ~116,000 samples in a message: send it in smaller messages.
+MAX_MESSAGE_BYTES = (
+    MAX_FRAMES_PER_MESSAGE * (schema.NUM_ATTRIBUTES * (NUMBER_CHARS + 2) + 4)
+    + 4 * math.ceil(MAX_FRAMES_PER_MESSAGE * LIMIT_SAMPLE_RATE // schema.FPS * 4 / 3)
+    + 1024)
+#: The largest message accepted before ``start`` (a ``start`` is under 100 bytes): a
+#: connection without a session cannot make the server read or parse megabytes.
+MAX_START_BYTES = 4096
 
 
 class ProtocolError(Exception):
@@ -57,6 +87,9 @@ class ProtocolError(Exception):
     def __init__(self, code: str, message: str, seq: Any = None) -> None:
         super().__init__(message)
         self.code, self.message, self.seq = code, message, seq
+
+    def __reduce__(self) -> tuple:  # parsed in a worker process: must survive pickling
+        return (ProtocolError, (self.code, self.message, self.seq))
 
     def reply(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
@@ -92,14 +125,22 @@ def parse(raw: str | bytes, k_max: int = 10) -> Start | Frames | End:
                             "JSON text messages (audio goes base64-encoded inside them)")
     try:
         msg = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:  # its text is a position, not the client's data
         raise ProtocolError("bad-json", f"message is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("bad-json", "message is nested too deeply") from None
+    except ValueError:  # an integer with more digits than int() converts (4300)
+        raise ProtocolError("bad-message", "a number in the message has too many digits") \
+            from None
     if not isinstance(msg, dict):
         raise ProtocolError("bad-message", f"a message must be a JSON object, got "
                             f"{type(msg).__name__}")
     seq = msg.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int | str)):
-        raise ProtocolError("bad-message", "'seq' must be an integer or a string")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int | str)
+                            or (isinstance(seq, int) and not -MAX_SEQ <= seq <= MAX_SEQ)
+                            or (isinstance(seq, str) and len(seq) > MAX_SEQ_CHARS)):
+        raise ProtocolError("bad-message", "'seq' must be an integer in [-2**63+1, 2**63-1] or "
+                            f"a string of at most {MAX_SEQ_CHARS} characters")
     kind = msg.get("type")
     if kind == "start":
         return _parse_start(msg, k_max)
@@ -109,16 +150,25 @@ def parse(raw: str | bytes, k_max: int = 10) -> Start | Frames | End:
         return Frames(face, samples, rate, seq)
     if kind == "end":
         return End()
-    raise ProtocolError("bad-message", f"unknown message type {kind!r}; expected 'start', "
+    raise ProtocolError("bad-message", f"unknown message type {kind!r:.40}; expected 'start', "
                         "'frames' or 'end'", seq)
+
+
+def _short(value: Any) -> str:
+    """``repr`` of a client value, cut to 40 characters (error messages echo no bulk)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return "a number with too many digits"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _int_field(msg: dict, key: str, default: int, lo: int, hi: int) -> int:
     value = msg.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError("bad-message", f"'{key}' must be an integer, got {value!r}")
+        raise ProtocolError("bad-message", f"'{key}' must be an integer, got {value!r:.40}")
     if not lo <= value <= hi:
-        raise ProtocolError("bad-message", f"'{key}' must be in [{lo}, {hi}], got {value}")
+        raise ProtocolError("bad-message", f"'{key}' must be in [{lo}, {hi}], got {_short(value)}")
     return value
 
 
@@ -132,7 +182,8 @@ def _parse_start(msg: dict, k_max: int) -> Start:
     sigma = msg.get("sigma")
     if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, int | float)
                               or not 0 <= sigma <= 10):
-        raise ProtocolError("bad-message", f"'sigma' must be a number in [0, 10], got {sigma!r}")
+        raise ProtocolError("bad-message",
+                            f"'sigma' must be a number in [0, 10], got {_short(sigma)}")
     return Start(k, seed, None if sigma is None else float(sigma))
 
 
@@ -158,6 +209,10 @@ def _parse_face(face: Any, seq: Any) -> np.ndarray:
                 raise ProtocolError("bad-face", f"face frame {i}, attribute {j} "
                                     f"({schema.ATTRIBUTE_NAMES[j]}) is not a number: {v!r:.40}",
                                     seq)
+            if not -FLOAT32_MAX <= v <= FLOAT32_MAX:  # 10**400 or 1e39: not a float32
+                raise ProtocolError("bad-face", f"face frame {i}, attribute {j} "
+                                    f"({schema.ATTRIBUTE_NAMES[j]}) is not finite or out of "
+                                    "range", seq)
     arr = np.asarray(face, dtype=np.float32)
     if not np.isfinite(arr).all():
         i, j = np.argwhere(~np.isfinite(arr))[0]
@@ -178,31 +233,34 @@ def _parse_audio(audio: Any, seq: Any) -> tuple[np.ndarray | None, int | None]:
     rate = audio.get("sample_rate")
     if isinstance(rate, bool) or not isinstance(rate, int) or not 1000 <= rate <= MAX_SAMPLE_RATE:
         raise ProtocolError("bad-audio", f"'audio.sample_rate' must be an integer in "
-                            f"[1000, {MAX_SAMPLE_RATE}] Hz, got {rate!r}", seq)
+                            f"[1000, {MAX_SAMPLE_RATE}] Hz, got {_short(rate)}", seq)
     channels = audio.get("channels", 1)
     if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 8:
         raise ProtocolError("bad-audio", f"'audio.channels' must be an integer in [1, 8], "
-                            f"got {channels!r}", seq)
+                            f"got {_short(channels)}", seq)
     enc = audio.get("encoding", "pcm_s16le")
     data = audio.get("data")
     if enc not in ENCODINGS:
         raise ProtocolError("bad-audio", f"'audio.encoding' must be one of {list(ENCODINGS)}, "
-                            f"got {enc!r}", seq)
+                            f"got {enc!r:.40}", seq)
     if enc == "float":
         if not isinstance(data, list) or not all(
                 isinstance(v, int | float) and not isinstance(v, bool) for v in data):
             raise ProtocolError("bad-audio", "'audio.data' must be a list of numbers for "
                                 "encoding 'float'", seq)
-        x = np.asarray(data, dtype=np.float32)
+        try:
+            x = np.asarray(data, dtype=np.float32)
+        except (OverflowError, ValueError):  # an integer like 10**400
+            raise ProtocolError("bad-audio", "'audio.data' holds a number out of range",
+                                seq) from None
     else:
         if not isinstance(data, str):
             raise ProtocolError("bad-audio", f"'audio.data' must be a base64 string for "
-                                f"encoding {enc!r}", seq)
+                                f"encoding {enc!r:.40}", seq)
         try:
             buf = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ProtocolError("bad-audio", f"'audio.data' is not valid base64: {exc}",
-                                seq) from None
+        except (binascii.Error, ValueError):
+            raise ProtocolError("bad-audio", "'audio.data' is not valid base64", seq) from None
         width = 2 if enc == "pcm_s16le" else 4
         if len(buf) % (width * channels):
             raise ProtocolError("bad-audio", f"'audio.data' has {len(buf)} bytes, not a "

@@ -11,6 +11,23 @@ session are processed in order, one at a time.
 ``GET /health`` (plain HTTP on the same port) answers ``200`` with a JSON status: model,
 sessions open / allowed, frames served, uptime.
 
+Against hostile or clumsy clients (docs/online.md, "Limits and security"):
+
+* **Handshake**: a browser ``Origin`` must be a same-host page (``http(s)://localhost``,
+  ``127.0.0.1`` or ``[::1]``, any port) or listed in ``allowed_origins`` (``"*"``: any);
+  requests without ``Origin`` (non-browser tools) pass. With a ``token``, every request
+  (``/health`` too) needs ``Authorization: Bearer TOKEN`` or ``?token=TOKEN`` (401
+  otherwise). Beyond ``max_connections`` open connections the handshake gets 503.
+* **Before ``start``**: messages of at most ``protocol.MAX_START_BYTES``; a larger one or no
+  ``start`` within ``start_timeout`` seconds closes the connection.
+* **Messages** are at most ``max_message_bytes`` (computed from 250 frames and their audio);
+  those over ``INLINE_PARSE_BYTES`` (one frame with its 40 ms of audio is ~2.5 kB) are parsed
+  in a worker *process*: ``json.loads`` of megabytes holds the GIL, so a thread would still
+  stall the event loop. Every malformed value is a ``bad-*`` error and the session goes on;
+  unexpected failures are logged here and the client gets a fixed text, never the exception.
+* Each session handles one message at a time, so one client occupies at most one model
+  worker and one parser; its unread replies stall only its own connection.
+
 Library use (tests, benchmarks)::
 
     server = ReactionServer(factory, host="127.0.0.1", port=0)
@@ -23,12 +40,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hmac
 import itertools
 import json
 import logging
+import multiprocessing
+import os
+import re
 import threading
 import time
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -43,6 +65,38 @@ log = logging.getLogger("regnn.serve")
 
 StreamFactory = Callable[[int, int, "float | None"], ReactionStream]
 
+#: Messages up to this size are parsed on the event loop (well under a millisecond); larger
+#: ones in the parser process.
+INLINE_PARSE_BYTES = 64 * 1024
+#: Browser origins allowed without ``--allow-origin``: pages served by this machine.
+LOCAL_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
+INTERNAL_MESSAGE = "internal server error (logged on the server); the session is closed"
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In the parser process: run at a lower CPU priority than the server (large messages
+    are bulk work; the event loop answering real-time sessions comes first), and exit when
+    the server process is gone (killed without running its shutdown) instead of living on
+    as an orphan."""
+    with contextlib.suppress(OSError, AttributeError):  # no os.nice on Windows
+        os.nice(10)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="regnn-parse-watch", daemon=True).start()
+
+
+def origin_allowed(origin: str, allowed: Iterable[str] = ()) -> bool:
+    """Whether a browser page from ``origin`` may open sessions: same-host pages always,
+    others when listed in ``allowed`` (exact ``scheme://host[:port]``, or ``"*"``)."""
+    origin = origin.strip().rstrip("/").lower()
+    if LOCAL_ORIGIN.match(origin):
+        return True
+    return any(a == "*" or a.strip().rstrip("/").lower() == origin for a in allowed)
+
 
 class ReactionServer:
     """WebSocket reaction server (see the module docstring).
@@ -51,16 +105,28 @@ class ReactionServer:
     the K a client may ask for; ``max_sessions`` bounds concurrent sessions (a further ``start``
     is answered with an ``error`` of code ``busy``); ``workers`` is the size of the model's
     thread pool; ``model_name`` is reported by ``/health`` and ``started``.
+    ``max_connections`` bounds open WebSocket connections (503 beyond), ``start_timeout``
+    closes connections without ``start``; ``allowed_origins`` and ``token``: see the module
+    docstring; ``parse_process=False`` parses large messages in a thread instead (tests).
     """
 
     def __init__(self, factory: StreamFactory, host: str = "127.0.0.1", port: int = 8765, *,
                  k_max: int = 10, max_sessions: int = 32, workers: int = 2,
-                 model_name: str = "model", max_message_bytes: int = 4 * 2**20,
-                 decimals: int = 5) -> None:
+                 model_name: str = "model",
+                 max_message_bytes: int = protocol.MAX_MESSAGE_BYTES,
+                 decimals: int = 5, max_connections: int = 64, start_timeout: float = 5.0,
+                 allowed_origins: Iterable[str] = (), token: str | None = None,
+                 parse_process: bool = True) -> None:
         self.factory, self.host, self.port = factory, host, port
         self.k_max, self.max_sessions, self.workers = k_max, max_sessions, workers
         self.model_name, self.max_message_bytes, self.decimals = (model_name, max_message_bytes,
                                                                   decimals)
+        self.max_connections, self.start_timeout = max_connections, start_timeout
+        self.allowed_origins = tuple(allowed_origins)
+        self.token = token or None
+        self.parse_process = parse_process
+        self.connections = 0
+        self.refused = 0
         self.sessions = 0
         self.sessions_total = 0
         self.frames_served = 0
@@ -68,7 +134,9 @@ class ReactionServer:
         self.started_at = time.time()
         self._ids = itertools.count(1)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._parser: concurrent.futures.Executor | None = None
         self._server: Any = None
+        self._admitted: set[Any] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -76,8 +144,12 @@ class ReactionServer:
 
         self._pool = concurrent.futures.ThreadPoolExecutor(self.workers,
                                                            thread_name_prefix="regnn-model")
+        self._parser = self._new_parser()
+        # max_queue: at most 4 unread messages buffered per connection (memory bound);
+        # open_timeout: a TCP connection that never completes the handshake is dropped
         self._server = await serve(self._session, self.host, self.port,
                                    process_request=self._http, max_size=self.max_message_bytes,
+                                   max_queue=4, open_timeout=max(self.start_timeout, 1.0),
                                    ping_interval=20, ping_timeout=20)
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -93,6 +165,20 @@ class ReactionServer:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._parser is not None:
+            self._parser.shutdown(wait=True, cancel_futures=True)
+            self._parser = None
+
+    def _new_parser(self) -> concurrent.futures.Executor:
+        if not self.parse_process:
+            return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="regnn-parse")
+        # spawn: no fork of a process holding torch's threads; the child imports only the
+        # protocol module (numpy), and is started now, not on the first large message
+        pool = concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent,
+            initargs=(os.getpid(),))
+        pool.submit(protocol.parse, '{"type": "end"}').result(timeout=120)
+        return pool
 
     async def serve_forever(self) -> None:
         await self.start()
@@ -109,33 +195,124 @@ class ReactionServer:
         return {
             "status": "ok", "model": self.model_name, "protocol": protocol.PROTOCOL_VERSION,
             "sessions": self.sessions, "max_sessions": self.max_sessions,
+            "connections": self.connections, "max_connections": self.max_connections,
+            "refused": self.refused,
             "sessions_total": self.sessions_total, "frames_served": self.frames_served,
             "errors": self.errors, "k_max": self.k_max, "fps": schema.FPS,
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 
     # -- HTTP ---------------------------------------------------------------------------------
+    def _authorized(self, request: Any, query: str) -> bool:
+        if self.token is None:
+            return True
+        expected = self.token.encode("utf-8")
+        given = [v[len("bearer "):].strip() for v in request.headers.get_all("Authorization")
+                 if v[:len("bearer ")].lower() == "bearer "]
+        given += urllib.parse.parse_qs(query).get("token", [])
+        return any(hmac.compare_digest(g.encode("utf-8"), expected) for g in given)
+
+    def _refuse(self, connection: Any, status: HTTPStatus, text: str) -> Any:
+        self.refused += 1
+        log.info("refused a connection: %d %s", status.value, text)
+        return connection.respond(status, text + "\n")
+
     def _http(self, connection: Any, request: Any) -> Any:
-        path = request.path.split("?", 1)[0]
+        path, _, query = request.path.partition("?")
         if path == "/health":
+            if not self._authorized(request, query):
+                return self._refuse(connection, HTTPStatus.UNAUTHORIZED,
+                                    "this server needs a token: 'Authorization: Bearer TOKEN' "
+                                    "or ?token=TOKEN")
             response = connection.respond(HTTPStatus.OK, json.dumps(self.health()) + "\n")
             response.headers["Content-Type"] = "application/json"
             return response
         if path not in ("/", "/ws"):
             return connection.respond(HTTPStatus.NOT_FOUND,
-                                      f"no such endpoint {path!r}: WebSocket sessions on / or "
-                                      "/ws, status on /health\n")
+                                      f"no such endpoint {path[:60]!r}: WebSocket sessions on / "
+                                      "or /ws, status on /health\n")
+        origins = request.headers.get_all("Origin")
+        if len(origins) > 1 or (origins and not origin_allowed(origins[0],
+                                                                self.allowed_origins)):
+            return self._refuse(connection, HTTPStatus.FORBIDDEN,
+                                f"origin {origins[0][:80]!r} is not allowed (pages on this "
+                                "machine are; start the server with --allow-origin ORIGIN for "
+                                "others)")
+        if not self._authorized(request, query):
+            return self._refuse(connection, HTTPStatus.UNAUTHORIZED,
+                                "missing or wrong token: send 'Authorization: Bearer TOKEN' or "
+                                "connect to ?token=TOKEN")
+        # admitted connections, open or still in their handshake (a burst of handshakes must
+        # not all pass before the first is open); closed ones are dropped here
+        self._admitted = {c for c in self._admitted if not c.transport.is_closing()}
+        if len(self._admitted) >= self.max_connections:
+            response = self._refuse(connection, HTTPStatus.SERVICE_UNAVAILABLE,
+                                    f"the server is at its limit of {self.max_connections} "
+                                    "connections; try again later")
+            response.headers["Retry-After"] = "5"
+            return response
+        self._admitted.add(connection)
         return None  # go on with the WebSocket handshake
 
     # -- one session ----------------------------------------------------------------------------
+    async def _parse(self, raw: str | bytes) -> protocol.Start | protocol.Frames | protocol.End:
+        """``protocol.parse``, on the loop for small messages, in the parser for large ones.
+        A failure that is not a :class:`~regnn.online.protocol.ProtocolError` (a case the
+        protocol module missed) is logged and answered ``bad-message``: the session goes on."""
+        try:
+            if len(raw) <= INLINE_PARSE_BYTES or self._parser is None:
+                return protocol.parse(raw, self.k_max)
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self._parser, protocol.parse, raw, self.k_max)
+            except concurrent.futures.BrokenExecutor:  # the parser process died: replace it
+                log.error("the message parser died; restarting it")
+                old, self._parser = self._parser, None
+                old.shutdown(wait=False, cancel_futures=True)
+                self._parser = await loop.run_in_executor(None, self._new_parser)
+                raise
+        except protocol.ProtocolError:
+            raise
+        except Exception:
+            log.exception("unexpected failure parsing a %d-byte message", len(raw))
+            raise protocol.ProtocolError("bad-message", "the message could not be read as a "
+                                         "protocol message") from None
+
     async def _session(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         stream: ReactionStream | None = None
         sid = None
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        self.connections += 1
         try:
-            async for raw in ws:
+            while True:
                 try:
-                    msg = protocol.parse(raw, self.k_max)
+                    if stream is None:  # the start timeout runs until a session is open
+                        raw = await asyncio.wait_for(ws.recv(),
+                                                     max(deadline - loop.time(), 0.0))
+                    else:
+                        raw = await ws.recv()
+                except TimeoutError:
+                    await ws.send(json.dumps({
+                        "type": "error", "code": "start-timeout",
+                        "message": f"no 'start' within {self.start_timeout:g} s; closing"}))
+                    await ws.close(1008, "no start")
+                    break
+                except ConnectionClosed:
+                    break
+                if stream is None and len(raw) > protocol.MAX_START_BYTES:
+                    self.errors += 1
+                    await ws.send(json.dumps({
+                        "type": "error", "code": "too-large",
+                        "message": f"a {len(raw)}-byte message before 'start': at most "
+                                   f"{protocol.MAX_START_BYTES} bytes until a session is "
+                                   "started; closing"}))
+                    await ws.close(1009, "message too big before start")
+                    break
+                try:
+                    msg = await self._parse(raw)
                     if isinstance(msg, protocol.Start):
                         if stream is not None:
                             raise protocol.ProtocolError(
@@ -180,15 +357,16 @@ class ReactionServer:
                     self.errors += 1
                     await ws.send(json.dumps(exc.reply()))
         except Exception as exc:  # a closed connection mid-send, or a bug: log, never crash
-            from websockets.exceptions import ConnectionClosed
-
             if not isinstance(exc, ConnectionClosed):
                 log.exception("session %s failed", sid)
                 self.errors += 1
                 with contextlib.suppress(Exception):  # the connection may be gone
                     await ws.send(json.dumps({"type": "error", "code": "internal",
-                                              "message": f"internal error: {exc}"}))
+                                              "message": INTERNAL_MESSAGE}))
+                    await ws.close(1011, "internal error")
         finally:
+            self.connections -= 1
+            self._admitted.discard(ws)
             if stream is not None:
                 self.sessions -= 1
 
