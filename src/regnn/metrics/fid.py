@@ -29,8 +29,7 @@ compute without it:
 The network is :mod:`regnn.metrics.inception`; weight files, image folders and rendered
 reactions are found on the evaluation side, :mod:`regnn.fid`.
 
-A FID is only comparable with the REACT protocol's (or any published one) when the same
-renderer, the same frames and the same weights are used.
+(Comparability of FIDs: :mod:`regnn.fid`.)
 """
 
 from __future__ import annotations
