@@ -36,6 +36,7 @@ def test_device_names_resolve_and_bad_ones_are_clear_errors(monkeypatch):
     ["generate", "--run", "nowhere", "--data", "nowhere", "--out", "x"],
     ["evaluate", "--data", "nowhere", "--pred", "nowhere"],
     ["bench", "--data", "nowhere", "--out", "x"],
+    ["serve", "--toy", "--port", "0"],
 ])
 def test_commands_refuse_a_missing_gpu_before_any_work(command, monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)

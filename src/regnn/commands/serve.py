@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(for trying clients and measuring the server itself)")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"),
                    help="checkpoint of the run (default: best)")
+    p.add_argument("--device", default="cpu",
+                   help="where the model runs: cpu, cuda, cuda:N or auto (the noise is drawn "
+                        "on the CPU: a seed gives the same reactions on any device)")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default: loopback only; any other address "
                         "needs a token: one is generated and printed unless given)")
@@ -49,10 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def make_factory(run_dir: str | None, toy: bool, checkpoint: str = "best"):  # noqa: ANN201
+def make_factory(run_dir: str | None, toy: bool, checkpoint: str = "best",  # noqa: ANN201
+                 device: str = "cpu"):
     """``(factory(k, seed, sigma) -> ReactionStream, model name)`` for a run or the toy."""
     from regnn.errors import ConfigError
+    from regnn.utils.device import resolve_device
 
+    resolve_device(device)  # a device this machine lacks is refused before anything starts
     if toy:
         from regnn.online.stream import ToyStream
 
@@ -62,7 +68,7 @@ def make_factory(run_dir: str | None, toy: bool, checkpoint: str = "best"):  # n
     from regnn.models.runs import load_module
     from regnn.online.model import OnlineREGNNModule
 
-    module = load_module(run_dir, checkpoint)
+    module = load_module(run_dir, checkpoint, map_location=str(resolve_device(device)))
     if not isinstance(module, OnlineREGNNModule):
         raise ConfigError(f"{run_dir} holds an offline model ({module.config.model.name!r}), "
                           "which needs the whole clip before reacting; train an online one "
@@ -145,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             import secrets
 
             token, generated = secrets.token_urlsafe(24), True
-    factory, model_name = make_factory(args.run, args.toy, args.checkpoint)
+    factory, model_name = make_factory(args.run, args.toy, args.checkpoint, args.device)
     import asyncio
     import contextlib
     import logging
