@@ -110,3 +110,12 @@ def online_run(synthetic_root: Path, tiny_config: Path,
                  str(tiny_config), "--online", "--window", "10", "--hop", "4", "--seed", "1",
                  "--no-progress"]) == 0
     return run
+
+
+def train_tiny_run(root: Path, config: Path, out: Path, seed: int, *extra: str) -> Path:
+    """Train a run with the tiny config (``regnn train``; ``extra`` CLI options) into ``out``."""
+    from regnn.cli import main
+
+    assert main(["train", "--data", str(root), "--out", str(out), "--config", str(config),
+                 "--seed", str(seed), "--no-progress", *extra]) == 0
+    return out

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import train_tiny_run
 from regnn.cli import main
 from regnn.errors import ConfigError
 from regnn.utils.device import resolve_device
@@ -90,9 +91,8 @@ def test_a_checkpoint_saved_on_a_gpu_loads_on_the_cpu(synthetic_root, tiny_confi
     from regnn.api import ReactionGenerator
     from regnn.models.runs import load_module
 
-    run = tmp_path_factory.mktemp("gpu-run") / "run"
-    assert main(["train", "--data", str(synthetic_root), "--out", str(run), "--config",
-                 str(tiny_config), "--no-progress", "--set", "train.val_items=0"]) == 0
+    run = train_tiny_run(synthetic_root, tiny_config, tmp_path_factory.mktemp("gpu-run") / "run",
+                         0, "--set", "train.val_items=0")
     cpu_copy = tmp_path_factory.mktemp("cpu") / "run"
     shutil.copytree(run, cpu_copy)
     for name in ("best.ckpt", "last.ckpt"):

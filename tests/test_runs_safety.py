@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import train_tiny_run
 from regnn.cli import main
 from regnn.errors import CheckpointError
 from regnn.models.runs import load_module, read_checkpoint
@@ -21,10 +22,8 @@ from regnn.models.runs import load_module, read_checkpoint
 
 @pytest.fixture(scope="module")
 def run(synthetic_root, tiny_config, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("safety") / "run"
-    assert main(["train", "--data", str(synthetic_root), "--out", str(out), "--config",
-                 str(tiny_config), "--seed", "1", "--no-progress"]) == 0
-    return out
+    return train_tiny_run(synthetic_root, tiny_config,
+                          tmp_path_factory.mktemp("safety") / "run", 1)
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:

@@ -11,16 +11,14 @@ import pytest
 import torch
 import yaml
 
+from conftest import train_tiny_run
 from regnn import mkl, schema
 from regnn.cli import main
 
 
 @pytest.fixture(scope="module")
 def trained_run(synthetic_root, tiny_config, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["train", "--data", str(synthetic_root), "--out", str(run), "--config",
-                 str(tiny_config), "--seed", "3", "--no-progress"]) == 0
-    return run
+    return train_tiny_run(synthetic_root, tiny_config, tmp_path_factory.mktemp("runs") / "run", 3)
 
 
 def _state(run: Path, which: str = "last") -> dict:

@@ -248,9 +248,9 @@ class REGNNStream(ChunkedStream):
         modes, logits, edges, adjacency = net.mixture(f, a)  # (1, Q, I, D)
         if self._pick is None:  # each reaction keeps the component it draws at the start
             cdf = torch.softmax(logits[0].double().cpu(), -1).cumsum(-1)
-            self._pick = (cdf[None] <= self._u[:, None]).sum(-1).clamp_(max=modes.shape[1] - 1)
-        pick = self._pick.to(dev)
-        latents = modes[:, pick] + self._advance_noise().to(dev)[None]  # (1, K, I, D)
+            pick = (cdf[None] <= self._u[:, None]).sum(-1).clamp_(max=modes.shape[1] - 1)
+            self._pick = pick.to(dev)  # moved once, not every chunk
+        latents = modes[:, self._pick] + self._advance_noise().to(dev)[None]  # (1, K, I, D)
         x, info = self.model.decode(latents, edges, adjacency)  # (1, K, D, 25)
         self.inverse_info = self.inverse_info.merge(info)
         w = x[0].cpu().numpy()
