@@ -109,10 +109,10 @@ def bench_latency(factory, ks: list[int], frames: int) -> None:  # noqa: ANN001
 
 
 async def one_session(url: str, seconds: float, k: int, seed: int, start_at: float,
-                      face: np.ndarray, audio: np.ndarray) -> dict:
+                      face: np.ndarray, audio: np.ndarray, binary: bool = False) -> dict:
     from websockets.asyncio.client import connect
 
-    from regnn.online.protocol import frames_message
+    from regnn.online.protocol import decode_reaction, frames_binary, frames_message
 
     per = SR // FPS
     n = int(seconds * FPS)
@@ -126,7 +126,8 @@ async def one_session(url: str, seconds: float, k: int, seed: int, start_at: flo
 
         async def receive() -> None:
             while len(lat) < n:
-                msg = json.loads(await ws.recv())
+                raw = await ws.recv()
+                msg = decode_reaction(raw) if isinstance(raw, bytes) else json.loads(raw)
                 if msg.get("type") != "reaction":
                     raise RuntimeError(f"server error: {msg}")
                 lat.append(time.perf_counter() - sent[msg["seq"]])
@@ -137,7 +138,8 @@ async def one_session(url: str, seconds: float, k: int, seed: int, start_at: flo
         for i in range(n):
             await asyncio.sleep(max(0.0, t0 + i / FPS - time.perf_counter()))
             j = i % len(face)
-            msg = frames_message(face[j], audio[j * per:(j + 1) * per], SR, seq=i)
+            msg = (frames_binary if binary else frames_message)(
+                face[j], audio[j * per:(j + 1) * per], SR, seq=i)
             sent[i] = time.perf_counter()
             await ws.send(msg)
         try:
@@ -148,15 +150,15 @@ async def one_session(url: str, seconds: float, k: int, seed: int, start_at: flo
     return {"latencies": lat, "frames": n, "answered": len(lat)}
 
 
-async def load_level(url: str, n: int, seconds: float, k: int, stagger: int = 8
-                     ) -> list[dict]:
+async def load_level(url: str, n: int, seconds: float, k: int, stagger: int = 8,
+                     binary: bool = False) -> list[dict]:
     """N sessions whose starts are spread evenly over ``stagger`` frame periods (speakers do
     not all start on the same frame; with 0 every session computes its chunk on the same
     frame, the worst case)."""
     clips = [speaker_clip(750, seed=s) for s in range(min(n, 4))]
     start_at = time.perf_counter() + 1.0
     tasks = [one_session(url, seconds, k, s, start_at + s * stagger / (FPS * n),
-                         *clips[s % len(clips)]) for s in range(n)]
+                         *clips[s % len(clips)], binary) for s in range(n)]
     return await asyncio.gather(*tasks)
 
 
@@ -165,7 +167,7 @@ def start_server(run: str | None, workers: int, max_sessions: int
     """``regnn serve`` on loopback in its own process; returns it and its URL."""
     cmd = [sys.executable, "-m", "regnn.cli", "serve", "--host", "127.0.0.1", "--port", "0",
            "--workers", str(workers), "--threads", "1", "--max-sessions", str(max_sessions),
-           "--log-level", "ERROR"]
+           "--max-connections", str(max_sessions + 8), "--log-level", "ERROR"]
     cmd += ["--run", run] if run else ["--toy"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=ENV)
     line = proc.stdout.readline()
@@ -191,16 +193,33 @@ def level_row(res: list[dict], n: int, seconds: float, k: int, tag: str = "") ->
     return all(ok)
 
 
+def timing_row(before: dict, after: dict) -> str:
+    """Where the server's time per answered ``frames`` message went during one level (the
+    deltas of ``/health``'s totals): parse, wait for a model worker, model, encode, send."""
+    n = after["timing_messages"] - before["timing_messages"]
+    if n <= 0:
+        return "  server time per message: no messages"
+    parts = [f"{k} {(after['timing_total_s'][k] - before['timing_total_s'][k]) / n * 1e3:.3f}"
+             for k in after["timing_total_s"]]
+    return f"  server time per message (ms, {n} messages): " + ", ".join(parts)
+
+
 def bench_load(run: str | None, levels: list[int], seconds: float, k: int,
-               workers: int, stagger: int = 8) -> None:
+               workers: int, stagger: int = 8, binary: bool = False) -> None:
+    from regnn.online.client import health
+
     proc, url = start_server(run, workers, max(levels))
     try:
-        asyncio.run(load_level(url, 2, 2.0, k))  # untimed warm-up: first-connection costs
-        print(f"session starts spread over {stagger} frame periods ({stagger * 40} ms)")
+        asyncio.run(load_level(url, 2, 2.0, k, binary=binary))  # untimed warm-up
+        print(f"session starts spread over {stagger} frame periods ({stagger * 40} ms); "
+              f"messages {'binary' if binary else 'JSON'}")
         best = 0
         for n in levels:
-            if level_row(asyncio.run(load_level(url, n, seconds, k, stagger)), n, seconds, k):
+            before = health(url)
+            res = asyncio.run(load_level(url, n, seconds, k, stagger, binary))
+            if level_row(res, n, seconds, k):
                 best = n
+            print(timing_row(before, health(url)), flush=True)
         print(f"largest N with every session in real time: {best} (target >= 8)")
     finally:
         proc.terminate()
@@ -278,14 +297,17 @@ def main() -> None:
                     help="paced sessions measured while one client floods (0: skip)")
     ap.add_argument("--flood-mode", choices=("nosession", "session"), default="nosession",
                     help="the flooder sends without a session, or in a started one")
+    ap.add_argument("--binary", action="store_true",
+                    help="load sessions send binary frames and get binary reactions "
+                         "(docs/online.md) instead of JSON")
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
     if not 0 < args.seconds <= 60:
         raise SystemExit("--seconds must be in (0, 60]")
     levels = [int(x) for x in args.sessions.split(",")]
-    if len(levels) > 10 or max(levels) > 64:
-        raise SystemExit("at most 10 load levels of at most 64 sessions")
+    if len(levels) > 10 or max(levels) > 256:
+        raise SystemExit("at most 10 load levels of at most 256 sessions")
 
     import torch
 
@@ -297,7 +319,8 @@ def main() -> None:
         print(f"latency: {name}")
         bench_latency(factory, [int(x) for x in args.ks.split(",")], args.frames)
     if not args.skip_load:
-        bench_load(args.run, levels, args.seconds, args.load_k, args.workers, args.stagger)
+        bench_load(args.run, levels, args.seconds, args.load_k, args.workers, args.stagger,
+                   args.binary)
     if not args.skip_load and args.flood_sessions > 0:
         if args.flood_sessions > 64:
             raise SystemExit("at most 64 flood sessions")

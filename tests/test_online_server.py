@@ -238,3 +238,47 @@ def test_stream_factory_refusals_are_reported_and_free_the_slot() -> None:
         assert err.value.code == "bad-message" and "sigma 5.0 is too large" in str(err.value)
         assert health(u)["sessions"] == 0
         assert c.start(sigma=1.0)["k"] == 1
+
+
+def test_binary_frames_give_the_json_answer_exactly(url: str) -> None:
+    """The compact binary format: same reactions as JSON (float32 both ways, so no 5-decimal
+    rounding), seq echoed, the header fields checked with precise errors."""
+    face, audio = speaker(5, 24)
+    want = reference(face, audio, 3, 4, 8)
+    for encoding in ("pcm_s16le", "f32le"):
+        with ReactionClient(url) as c:
+            c.start(k=3, seed=4)
+            got = np.concatenate([c.send(face[i:i + 8], audio[i * HOP:(i + 8) * HOP], SR,
+                                         encoding, binary=True) for i in range(0, 24, 8)], 1)
+        np.testing.assert_allclose(got, want, atol=2e-6)
+    with ReactionClient(url) as c:
+        c.start(k=2, seed=1)
+        c._ws.send(protocol.frames_binary(face[:4], audio[:4 * HOP], SR, seq=77))
+        reply = protocol.decode_reaction(c._ws.recv(timeout=10))
+        assert reply["seq"] == 77 and reply["start"] == 0 and reply["frames_in"] == 4
+        assert reply["frames"].shape == (2, 4, 25)
+        good = protocol.frames_binary(face[4:6], None, seq=5)
+        bad = [
+            (b"RGX1" + good[4:], "bad-message", "starting with b'RGF1'"),
+            (good[:30], "bad-face", "announces 2 frames"),
+            (protocol.FRAMES_HEADER.pack(b"RGF1", 5, 0, 0, 0, 0), "bad-face", "0 face frames"),
+            (good + b"\x00\x00", "bad-audio", "without audio"),
+            (protocol.FRAMES_HEADER.pack(b"RGF1", 5, 2, 7, 1, SR) + good[20:], "bad-audio",
+             "audio encoding 7"),
+            (protocol.FRAMES_HEADER.pack(b"RGF1", 5, 2, 1, 1, SR) + good[20:] + b"\x01",
+             "bad-audio", "not a multiple of 2"),
+            (protocol.FRAMES_HEADER.pack(b"RGF1", 5, 2, 1, 9, SR) + good[20:], "bad-audio",
+             "'audio.channels'"),
+        ]
+        nan = np.array(face[4:6])
+        nan[1, 2] = np.inf
+        bad.append((protocol.frames_binary(nan, None, seq=5), "bad-face",
+                    "face frame 1, attribute 2"))
+        for raw, code, text in bad:
+            c._ws.send(raw)
+            reply = json.loads(c._ws.recv(timeout=10))
+            assert reply["code"] == code and text in reply["message"], (raw[:24], reply)
+        assert c.send(face[4:8], audio[4 * HOP:8 * HOP], SR, binary=True).shape == (2, 4, 25)
+    timing = health(url)["timing_ms"]
+    assert set(timing) == {"parse", "queue", "model", "encode", "send"}
+    assert all(v is not None and v >= 0 for v in timing.values())

@@ -167,3 +167,36 @@ def test_lockstep_release_and_lag_limit() -> None:
     full = ToyStream(k=2, seed=0).push_features(face, audio)
     s2 = ToyStream(k=2, seed=0)
     np.testing.assert_array_equal(segmented(s2, face, audio, 7), full)
+
+
+def test_sessions_pushed_together_match_sessions_pushed_alone(model: OnlineREGNN, clip) -> None:
+    """push_many (the server's batch): the chunks of several streams computed in one forward
+    pass give each stream its own frames (within the inverse's tolerance), a bad input fails
+    only its own job, and a stream's state goes on as if it had been pushed alone."""
+    from regnn.online.stream import push_many
+
+    face, audio = clip
+    sr = 16_000
+    rng = np.random.default_rng(3)
+    wave = (0.1 * rng.standard_normal(T * sr // 25)).astype(np.float32)
+    alone = [model.stream(k=k, seed=s) for k, s in ((3, 1), (3, 2), (2, 3), (3, 4))]
+    batch = [model.stream(k=k, seed=s) for k, s in ((3, 1), (3, 2), (2, 3), (3, 4))]
+    per = sr // 25
+    got: list[list[np.ndarray]] = [[] for _ in batch]
+    want: list[list[np.ndarray]] = [[] for _ in alone]
+    for i in range(0, 40, 5):  # 5 frames a message: each stream needs a chunk or two
+        jobs = []
+        for j, (a, b) in enumerate(zip(alone, batch)):
+            f = face[i:i + 5] + 0.01 * j
+            want[j].append(a.push(f, wave[i * per:(i + 5) * per], sr))
+            jobs.append((b, f, wave[i * per:(i + 5) * per], sr))
+        jobs.append((batch[0], face[:1], wave[:per], 8000))  # changed sample rate: refused
+        results = push_many(jobs[:4]) + push_many(jobs[4:])
+        assert isinstance(results[4], DataError) and "sample rate changed" in str(results[4])
+        for j in range(4):
+            got[j].append(results[j])
+    for j in range(4):
+        g, w = np.concatenate(got[j], axis=1), np.concatenate(want[j], axis=1)
+        assert g.shape == w.shape == (batch[j].k, 40, 25)
+        np.testing.assert_allclose(g, w, atol=1e-4)
+    assert batch[0].frames_in == 40  # the refused push left the stream unchanged

@@ -87,9 +87,18 @@ class ReactionClient:
         return self.info
 
     def send(self, face: np.ndarray, samples: np.ndarray | None = None,
-             sample_rate: int | None = None, encoding: str = "pcm_s16le") -> np.ndarray:
-        """Send speaker frames (and audio); returns the listener frames ``(K, n_out, 25)``."""
+             sample_rate: int | None = None, encoding: str = "pcm_s16le",
+             binary: bool = False) -> np.ndarray:
+        """Send speaker frames (and audio); returns the listener frames ``(K, n_out, 25)``.
+        ``binary``: the compact binary frame format (docs/online.md) both ways."""
         self._seq += 1
+        if binary:
+            self._ws.send(protocol.frames_binary(face, samples, sample_rate, self._seq, encoding))
+            raw = self._ws.recv(timeout=self.timeout)
+            if isinstance(raw, str):  # errors are JSON text
+                self._check(json.loads(raw))
+                raise ServerError({"code": "bad-reply", "message": raw[:200]})
+            return protocol.decode_reaction(raw)["frames"].copy()
         reply = self._check(self.request(protocol.frames_message(face, samples, sample_rate,
                                                                  self._seq, encoding)))
         frames = np.asarray(reply["frames"], dtype=np.float32)

@@ -49,7 +49,7 @@ from regnn.errors import ConfigError
 from regnn.models.invertible import InverseInfo
 from regnn.models.module import ReactionModule
 from regnn.models.regnn import REGNN, ar1_filter, rng_device, sample_noise
-from regnn.online.stream import ChunkedStream
+from regnn.online.stream import ChunkedStream, ChunkRequest
 from regnn.schema import NUM_ATTRIBUTES, clip_to_ranges
 
 DEFAULT_WINDOW = 16  # D: speaker frames a chunk sees (0.64 s)
@@ -166,6 +166,10 @@ def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
+#: Most chunk windows one batched forward pass takes (:meth:`REGNNStream.compute_chunks`).
+MAX_BATCH = 128
+
+
 class REGNNStream(ChunkedStream):
     """:class:`~regnn.online.stream.ReactionStream` of an :class:`OnlineREGNN` (K reactions).
 
@@ -237,28 +241,72 @@ class REGNNStream(ChunkedStream):
             self._eps = torch.cat([self._eps[:, :, H:], self._new_noise(H)], dim=2)
         return self._eps
 
-    @torch.inference_mode()
     def _chunk(self, face: np.ndarray, audio: np.ndarray | None, t: int) -> np.ndarray:
-        net = self.model.net
-        D, H = self.context, self.hop
-        dev = self.device
-        f = torch.from_numpy(np.ascontiguousarray(face))[None].to(dev) if self.use_face else None
-        a = (torch.from_numpy(np.ascontiguousarray(audio))[None].to(dev)
-             if audio is not None else None)
-        modes, logits, edges, adjacency = net.mixture(f, a)  # (1, Q, I, D)
-        if self._pick is None:  # each reaction keeps the component it draws at the start
-            cdf = torch.softmax(logits[0].double().cpu(), -1).cumsum(-1)
-            pick = (cdf[None] <= self._u[:, None]).sum(-1).clamp_(max=modes.shape[1] - 1)
-            self._pick = pick.to(dev)  # moved once, not every chunk
-        latents = modes[:, self._pick] + self._advance_noise().to(dev)[None]  # (1, K, I, D)
-        x, info = self.model.decode(latents, edges, adjacency)  # (1, K, D, 25)
-        self.inverse_info = self.inverse_info.merge(info)
-        w = x[0].cpu().numpy()
-        new = w[:, D - H:]
-        if self.smooth and self._last is not None:
-            new = new + (self._last - w[:, D - H - 1])[:, None] * self._fade
-        self._last = new[:, -1].copy()
-        return clip_to_ranges(new) if self.postprocess else new
+        return self.compute_chunks([(self, (face, audio, t))])[0]
+
+    @classmethod
+    def compute_chunks(cls, items: list[tuple[ChunkedStream, ChunkRequest]]
+                       ) -> list[np.ndarray]:
+        """The chunks of several streams as batches: the r-th chunks of streams of one model
+        and K share one forward pass of the perceptual and cognitive processors and one motor
+        inverse (at most :data:`MAX_BATCH` windows); a stream's own chunks are computed one
+        after the other, so one stream gives the same frames however its input is split.
+        Batched with other streams, a window's frames may differ from its unbatched ones by
+        float rounding and by the fixed-point inverse's tolerance (it stops when the slowest
+        window of the batch has converged): at most about ``model.inverse_tol`` (1e-5)."""
+        rounds: dict[tuple, list[list[int]]] = {}
+        seen: dict[int, int] = {}
+        for i, (stream, _) in enumerate(items):
+            assert isinstance(stream, REGNNStream)
+            r = seen.get(id(stream), 0)
+            seen[id(stream)] = r + 1
+            per_round = rounds.setdefault((id(stream.model), stream.k), [])
+            if len(per_round) <= r:
+                per_round.append([])
+            per_round[r].append(i)
+        out: list[np.ndarray] = [np.empty(0)] * len(items)
+        for per_round in rounds.values():
+            for idx in per_round:  # rounds in order: a stream's chunk r before its r + 1
+                for lo in range(0, len(idx), MAX_BATCH):
+                    part = idx[lo:lo + MAX_BATCH]
+                    for i, chunk in zip(part, cls._batch([items[i] for i in part])):
+                        out[i] = chunk
+        return out
+
+    @staticmethod
+    @torch.inference_mode()
+    def _batch(items: list[tuple[ChunkedStream, ChunkRequest]]) -> list[np.ndarray]:
+        """One batch of chunk requests of streams sharing a model and K, in request order
+        (a stream's noise, component pick and boundary alignment advance in that order)."""
+        first = items[0][0]
+        assert isinstance(first, REGNNStream)
+        net, dev = first.model.net, first.device
+        D, H = first.context, first.hop
+        f = (torch.from_numpy(np.stack([r[0] for _, r in items])).to(dev)
+             if first.use_face else None)
+        a = (torch.from_numpy(np.stack([r[1] for _, r in items])).to(dev)
+             if items[0][1][1] is not None else None)
+        modes, logits, edges, adjacency = net.mixture(f, a)  # (B, Q, I, D)
+        latents = []
+        for b, (s, _) in enumerate(items):
+            assert isinstance(s, REGNNStream)
+            if s._pick is None:  # each reaction keeps the component it draws at the start
+                cdf = torch.softmax(logits[b].double().cpu(), -1).cumsum(-1)
+                pick = (cdf[None] <= s._u[:, None]).sum(-1).clamp_(max=modes.shape[1] - 1)
+                s._pick = pick.to(dev)  # moved once, not every chunk
+            latents.append(modes[b, s._pick] + s._advance_noise().to(dev))  # (K, I, D)
+        x, info = first.model.decode(torch.stack(latents), edges, adjacency)  # (B, K, D, 25)
+        w = x.cpu().numpy()
+        out = []
+        for b, (s, _) in enumerate(items):
+            assert isinstance(s, REGNNStream)
+            s.inverse_info = s.inverse_info.merge(info)
+            new = w[b][:, D - H:]
+            if s.smooth and s._last is not None:
+                new = new + (s._last - w[b][:, D - H - 1])[:, None] * s._fade
+            s._last = new[:, -1].copy()
+            out.append(clip_to_ranges(new) if s.postprocess else new)
+        return out
 
 
 class OnlineREGNNModule(ReactionModule):

@@ -1,6 +1,7 @@
-"""The JSON message protocol of ``regnn serve`` (version 1). Full description: docs/online.md.
+"""The message protocol of ``regnn serve`` (version 1). Full description: docs/online.md.
 
-Every message is one JSON object in a WebSocket **text** message, with a ``"type"``.
+Every message is one JSON object in a WebSocket **text** message, with a ``"type"``, except
+the compact **binary** form of ``frames`` and of its ``reaction`` reply (below).
 
 Client -> server
 
@@ -35,6 +36,16 @@ Server -> client
   ``internal`` (a server fault, logged on the server; the session is closed). Error messages
   never carry raw exception text.
 
+Binary frames (WebSocket **binary** messages; all numbers little-endian). A ``frames`` message
+may be sent as :data:`FRAMES_HEADER` (20 bytes: magic ``b"RGF1"``, int64 ``seq``, uint16
+``n`` frames (1..250), uint8 audio encoding (0 none, 1 ``pcm_s16le``, 2 ``f32le``), uint8
+channels (0 without audio, else 1..8), uint32 sample rate (0 without audio)), then ``n x 25``
+float32 face attributes, then the audio bytes. It is answered by a binary ``reaction``:
+:data:`REACTION_HEADER` (28 bytes: magic ``b"RGR1"``, int64 ``seq``, uint32 ``start``, uint32
+``frames_in``, uint16 ``K``, uint16 ``n_out``, float32 ``compute_ms``), then ``K x n_out x
+25`` float32. ``start``, ``end`` and errors stay JSON text. :func:`frames_binary` and
+:func:`decode_reaction` write and read them; NumPy alone is enough on the client side.
+
 Limits: a message is at most :data:`MAX_MESSAGE_BYTES` (computed below from 250 frames and
 their audio; larger ones close the connection with WebSocket code 1009), at most
 :data:`MAX_START_BYTES` before the session has started.
@@ -46,6 +57,7 @@ import base64
 import binascii
 import json
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +93,16 @@ MAX_MESSAGE_BYTES = (
 MAX_START_BYTES = 4096
 
 
+#: Header of a binary ``frames`` message: magic, seq, frames, audio encoding, channels, rate.
+FRAMES_HEADER = struct.Struct("<4sqHBBI")
+FRAMES_MAGIC = b"RGF1"
+#: Header of a binary ``reaction``: magic, seq, start, frames_in, K, n_out, compute_ms.
+REACTION_HEADER = struct.Struct("<4sqIIHHf")
+REACTION_MAGIC = b"RGR1"
+#: Audio encodings of binary ``frames`` by their code (0: no audio).
+BINARY_ENCODINGS = {1: "pcm_s16le", 2: "f32le"}
+
+
 class ProtocolError(Exception):
     """A message the server cannot accept; ``code`` is sent back to the client."""
 
@@ -111,6 +133,7 @@ class Frames:
     samples: np.ndarray | None = None  # (m,) float32 mono
     sample_rate: int | None = None
     seq: Any = None
+    binary: bool = False  # sent as a binary message: answered with a binary reaction
 
 
 @dataclass
@@ -120,9 +143,8 @@ class End:
 
 def parse(raw: str | bytes, k_max: int = 10) -> Start | Frames | End:
     """Validate one client message; raises :class:`ProtocolError` with a precise message."""
-    if isinstance(raw, bytes):
-        raise ProtocolError("bad-message", "binary WebSocket messages are not supported: send "
-                            "JSON text messages (audio goes base64-encoded inside them)")
+    if isinstance(raw, bytes | bytearray | memoryview):
+        return _parse_binary(bytes(raw))
     try:
         msg = json.loads(raw)
     except json.JSONDecodeError as exc:  # its text is a position, not the client's data
@@ -152,6 +174,45 @@ def parse(raw: str | bytes, k_max: int = 10) -> Start | Frames | End:
         return End()
     raise ProtocolError("bad-message", f"unknown message type {kind!r:.40}; expected 'start', "
                         "'frames' or 'end'", seq)
+
+
+def _parse_binary(raw: bytes) -> Frames:
+    """A binary ``frames`` message (see the module docstring)."""
+    head = FRAMES_HEADER.size
+    if len(raw) < head or raw[:4] != FRAMES_MAGIC:
+        raise ProtocolError("bad-message", f"a binary message must be a 'frames' message: "
+                            f"{head} header bytes starting with {FRAMES_MAGIC!r}, then the face "
+                            f"frames (docs/online.md); got {len(raw)} bytes starting with "
+                            f"{raw[:4]!r}")
+    _, seq, n, enc_code, channels, rate = FRAMES_HEADER.unpack_from(raw)
+    if not 1 <= n <= MAX_FRAMES_PER_MESSAGE:
+        raise ProtocolError("bad-face", f"binary frames: {n} face frames in the header; expected "
+                            f"1..{MAX_FRAMES_PER_MESSAGE}", seq)
+    n_attr = schema.NUM_ATTRIBUTES
+    face_bytes = n * n_attr * 4
+    if len(raw) < head + face_bytes:
+        raise ProtocolError("bad-face", f"binary frames: the header announces {n} frames "
+                            f"({face_bytes} bytes of float32), the message has "
+                            f"{len(raw) - head} bytes after the header", seq)
+    face = np.frombuffer(raw, dtype="<f4", count=n * n_attr, offset=head).reshape(n, n_attr)
+    if not np.isfinite(face).all():
+        i, j = np.argwhere(~np.isfinite(face))[0]
+        raise ProtocolError("bad-face", f"face frame {i}, attribute {j} "
+                            f"({schema.ATTRIBUTE_NAMES[j]}) is not finite", seq)
+    audio = raw[head + face_bytes:]
+    if enc_code == 0:
+        if audio or channels or rate:
+            raise ProtocolError("bad-audio", f"binary frames without audio (encoding 0) must "
+                                f"have channels 0, sample rate 0 and nothing after the face "
+                                f"frames; got channels {channels}, rate {rate}, {len(audio)} "
+                                "audio bytes", seq)
+        return Frames(face.astype(np.float32), None, None, seq, binary=True)
+    enc = BINARY_ENCODINGS.get(enc_code)
+    if enc is None:
+        raise ProtocolError("bad-audio", f"binary frames: audio encoding {enc_code}; expected 0 "
+                            "(none), 1 (pcm_s16le) or 2 (f32le)", seq)
+    samples, rate = _audio_samples(audio, enc, rate, channels, seq)
+    return Frames(face.astype(np.float32), samples, rate, seq, binary=True)
 
 
 def _short(value: Any) -> str:
@@ -231,13 +292,8 @@ def _parse_audio(audio: Any, seq: Any) -> tuple[np.ndarray | None, int | None]:
     if unknown:
         raise ProtocolError("bad-audio", f"unknown field(s) in 'audio': {sorted(unknown)}", seq)
     rate = audio.get("sample_rate")
-    if isinstance(rate, bool) or not isinstance(rate, int) or not 1000 <= rate <= MAX_SAMPLE_RATE:
-        raise ProtocolError("bad-audio", f"'audio.sample_rate' must be an integer in "
-                            f"[1000, {MAX_SAMPLE_RATE}] Hz, got {_short(rate)}", seq)
     channels = audio.get("channels", 1)
-    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 8:
-        raise ProtocolError("bad-audio", f"'audio.channels' must be an integer in [1, 8], "
-                            f"got {_short(channels)}", seq)
+    _check_rate_channels(rate, channels, seq)
     enc = audio.get("encoding", "pcm_s16le")
     data = audio.get("data")
     if enc not in ENCODINGS:
@@ -253,23 +309,44 @@ def _parse_audio(audio: Any, seq: Any) -> tuple[np.ndarray | None, int | None]:
         except (OverflowError, ValueError):  # an integer like 10**400
             raise ProtocolError("bad-audio", "'audio.data' holds a number out of range",
                                 seq) from None
+        return _mono(x, rate, channels, seq)
+    if not isinstance(data, str):
+        raise ProtocolError("bad-audio", f"'audio.data' must be a base64 string for "
+                            f"encoding {enc!r:.40}", seq)
+    try:
+        buf = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError("bad-audio", "'audio.data' is not valid base64", seq) from None
+    return _audio_samples(buf, enc, rate, channels, seq)
+
+
+def _check_rate_channels(rate: Any, channels: Any, seq: Any) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1000 <= rate <= MAX_SAMPLE_RATE:
+        raise ProtocolError("bad-audio", f"'audio.sample_rate' must be an integer in "
+                            f"[1000, {MAX_SAMPLE_RATE}] Hz, got {_short(rate)}", seq)
+    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 8:
+        raise ProtocolError("bad-audio", f"'audio.channels' must be an integer in [1, 8], "
+                            f"got {_short(channels)}", seq)
+
+
+def _audio_samples(buf: bytes, enc: str, rate: Any, channels: Any, seq: Any
+                   ) -> tuple[np.ndarray, int]:
+    """Raw ``pcm_s16le`` / ``f32le`` bytes (base64-decoded, or a binary message's tail) ->
+    mono float32 samples, checked."""
+    _check_rate_channels(rate, channels, seq)
+    width = 2 if enc == "pcm_s16le" else 4
+    if len(buf) % (width * channels):
+        raise ProtocolError("bad-audio", f"'audio.data' has {len(buf)} bytes, not a "
+                            f"multiple of {width * channels} ({channels} channel(s) of "
+                            f"{enc})", seq)
+    if enc == "pcm_s16le":
+        x = np.frombuffer(buf, dtype="<i2").astype(np.float32) / 32768.0
     else:
-        if not isinstance(data, str):
-            raise ProtocolError("bad-audio", f"'audio.data' must be a base64 string for "
-                                f"encoding {enc!r:.40}", seq)
-        try:
-            buf = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise ProtocolError("bad-audio", "'audio.data' is not valid base64", seq) from None
-        width = 2 if enc == "pcm_s16le" else 4
-        if len(buf) % (width * channels):
-            raise ProtocolError("bad-audio", f"'audio.data' has {len(buf)} bytes, not a "
-                                f"multiple of {width * channels} ({channels} channel(s) of "
-                                f"{enc})", seq)
-        if enc == "pcm_s16le":
-            x = np.frombuffer(buf, dtype="<i2").astype(np.float32) / 32768.0
-        else:
-            x = np.frombuffer(buf, dtype="<f4").astype(np.float32)
+        x = np.frombuffer(buf, dtype="<f4").astype(np.float32)
+    return _mono(x, rate, channels, seq)
+
+
+def _mono(x: np.ndarray, rate: int, channels: int, seq: Any) -> tuple[np.ndarray, int]:
     if x.size % channels:
         raise ProtocolError("bad-audio", f"{x.size} samples is not a multiple of "
                             f"{channels} channels", seq)
@@ -314,3 +391,47 @@ def frames_message(face: np.ndarray, samples: np.ndarray | None = None,
             raise ValueError("sample_rate is required with audio samples")
         msg["audio"] = encode_audio(samples, sample_rate, encoding)
     return json.dumps(msg)
+
+
+def frames_binary(face: np.ndarray, samples: np.ndarray | None = None,
+                  sample_rate: int | None = None, seq: int = 0,
+                  encoding: str = "pcm_s16le") -> bytes:
+    """A binary ``frames`` message for ``face (n, 25)`` and optional mono samples in [-1, 1]
+    (``encoding`` ``pcm_s16le`` or ``f32le``); ``seq`` an integer, echoed back."""
+    f = np.asarray(face, dtype="<f4").reshape(-1, schema.NUM_ATTRIBUTES)
+    if samples is None or not np.size(samples):
+        return FRAMES_HEADER.pack(FRAMES_MAGIC, int(seq), f.shape[0], 0, 0, 0) + f.tobytes()
+    if sample_rate is None:
+        raise ValueError("sample_rate is required with audio samples")
+    codes = {v: k for k, v in BINARY_ENCODINGS.items()}
+    if encoding not in codes:
+        raise ValueError(f"binary frames carry audio as {sorted(codes)}, not {encoding!r}")
+    x = np.asarray(samples, dtype=np.float32).reshape(-1)
+    audio = ((np.clip(x, -1.0, 32767 / 32768) * 32768.0).round().astype("<i2")
+             if encoding == "pcm_s16le" else x.astype("<f4"))
+    return (FRAMES_HEADER.pack(FRAMES_MAGIC, int(seq), f.shape[0], codes[encoding], 1,
+                               int(sample_rate)) + f.tobytes() + audio.tobytes())
+
+
+def reaction_binary(frames: np.ndarray, seq: int, start: int, frames_in: int,
+                    compute_ms: float) -> bytes:
+    """The binary ``reaction`` reply: header then ``frames (K, n_out, 25)`` as float32."""
+    out = np.ascontiguousarray(frames, dtype="<f4")
+    k, n = out.shape[:2]
+    return REACTION_HEADER.pack(REACTION_MAGIC, int(seq), int(start), int(frames_in), k, n,
+                                float(compute_ms)) + out.tobytes()
+
+
+def decode_reaction(raw: bytes) -> dict[str, Any]:
+    """A binary ``reaction`` -> ``{"type": "reaction", "seq", "start", "frames_in", "compute_ms",
+    "frames" (K, n_out, 25) float32}``."""
+    head = REACTION_HEADER.size
+    if len(raw) < head or raw[:4] != REACTION_MAGIC:
+        raise ValueError(f"not a binary reaction: {len(raw)} bytes starting with {raw[:4]!r}")
+    _, seq, start, frames_in, k, n, ms = REACTION_HEADER.unpack_from(raw)
+    want = head + k * n * schema.NUM_ATTRIBUTES * 4
+    if len(raw) != want:
+        raise ValueError(f"binary reaction of K={k}, n_out={n} needs {want} bytes, got {len(raw)}")
+    frames = np.frombuffer(raw, dtype="<f4", offset=head).reshape(k, n, schema.NUM_ATTRIBUTES)
+    return {"type": "reaction", "seq": seq, "start": start, "frames_in": frames_in,
+            "compute_ms": ms, "frames": frames}

@@ -59,7 +59,7 @@ import numpy as np
 from regnn import schema
 from regnn.errors import RegnnError
 from regnn.online import protocol
-from regnn.online.stream import ReactionStream
+from regnn.online.stream import ReactionStream, push_many
 
 log = logging.getLogger("regnn.serve")
 
@@ -70,6 +70,11 @@ StreamFactory = Callable[[int, int, "float | None"], ReactionStream]
 INLINE_PARSE_BYTES = 64 * 1024
 #: Browser origins allowed without ``--allow-origin``: pages served by this machine.
 LOCAL_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
+#: Speaker frames one model batch takes from the queue (at least one message): the frames of
+#: up to this many paced sessions (one frame each) go together; a 250-frame message runs in
+#: a batch of its own, so it delays no one else's batch.
+BATCH_FRAMES = 128
+TIMING_STAGES = ("parse", "queue", "model", "encode", "send")
 INTERNAL_MESSAGE = "internal server error (logged on the server); the session is closed"
 
 
@@ -137,6 +142,12 @@ class ReactionServer:
         self._parser: concurrent.futures.Executor | None = None
         self._server: Any = None
         self._admitted: set[Any] = set()
+        self._queue: list[tuple[Any, ...]] = []  # pushes waiting for a model worker
+        self._batches = 0  # batches being computed (at most ``workers``)
+        self.batch_sizes: list[int] = [0, 0]  # [messages, batches] computed
+        #: where the time of answered ``frames`` messages goes: stage -> [seconds, messages]
+        #: (parse; wait for a model worker; model; encode the reply; send it)
+        self.timing: dict[str, list[float]] = {k: [0.0, 0] for k in TIMING_STAGES}
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -200,7 +211,19 @@ class ReactionServer:
             "sessions_total": self.sessions_total, "frames_served": self.frames_served,
             "errors": self.errors, "k_max": self.k_max, "fps": schema.FPS,
             "uptime_s": round(time.time() - self.started_at, 1),
+            # per answered frames message: mean ms per stage, and the totals behind the means
+            "timing_ms": {k: round(t / n * 1e3, 4) if n else None
+                          for k, (t, n) in self.timing.items()},
+            "timing_total_s": {k: round(t, 6) for k, (t, _) in self.timing.items()},
+            "timing_messages": int(self.timing["model"][1]),
+            "batch_mean": (round(self.batch_sizes[0] / self.batch_sizes[1], 3)
+                           if self.batch_sizes[1] else None),
         }
+
+    def _time(self, stage: str, seconds: float) -> None:
+        entry = self.timing[stage]
+        entry[0] += seconds
+        entry[1] += 1
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _authorized(self, request: Any, query: str) -> bool:
@@ -260,7 +283,9 @@ class ReactionServer:
         A failure that is not a :class:`~regnn.online.protocol.ProtocolError` (a case the
         protocol module missed) is logged and answered ``bad-message``: the session goes on."""
         try:
-            if len(raw) <= INLINE_PARSE_BYTES or self._parser is None:
+            # binary frames are a header and np.frombuffer: fast at any size, parsed inline
+            if (not isinstance(raw, str) or len(raw) <= INLINE_PARSE_BYTES
+                    or self._parser is None):
                 return protocol.parse(raw, self.k_max)
             loop = asyncio.get_running_loop()
             try:
@@ -312,7 +337,9 @@ class ReactionServer:
                     await ws.close(1009, "message too big before start")
                     break
                 try:
+                    t_parse = time.perf_counter()
                     msg = await self._parse(raw)
+                    t_parse = time.perf_counter() - t_parse
                     if isinstance(msg, protocol.Start):
                         if stream is not None:
                             raise protocol.ProtocolError(
@@ -343,7 +370,11 @@ class ReactionServer:
                         if stream is None:
                             raise protocol.ProtocolError(
                                 "no-session", "send a 'start' message before 'frames'", msg.seq)
-                        await ws.send(await self._frames(loop, stream, msg))
+                        reply_msg = await self._frames(loop, stream, msg)
+                        t_send = time.perf_counter()
+                        await ws.send(reply_msg)
+                        self._time("send", time.perf_counter() - t_send)
+                        self._time("parse", t_parse)
                     else:  # End
                         reply = {"type": "ended", "frames_in": 0, "frames_out": 0}
                         if stream is not None:
@@ -370,21 +401,77 @@ class ReactionServer:
             if stream is not None:
                 self.sessions -= 1
 
+    def _run_batches(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start model batches while workers are free: each takes the queued pushes in arrival
+        order up to :data:`BATCH_FRAMES` speaker frames (at least one push) and computes them
+        together (:func:`~regnn.online.stream.push_many`: the sessions due in the same frame
+        period share one forward pass)."""
+        while self._queue and self._batches < self.workers:
+            take, frames = 0, 0
+            while take < len(self._queue):
+                n = len(self._queue[take][1])
+                if take and frames + n > BATCH_FRAMES:
+                    break
+                take, frames = take + 1, frames + n
+            jobs, self._queue = self._queue[:take], self._queue[take:]
+            self._batches += 1
+            work = loop.run_in_executor(self._pool, _timed_push_many,
+                                        [job[:4] for job in jobs])
+            work.add_done_callback(
+                lambda f, jobs=jobs: self._batch_done(loop, jobs, f))  # type: ignore[misc]
+
+    def _batch_done(self, loop: asyncio.AbstractEventLoop, jobs: list[tuple[Any, ...]],
+                    work: asyncio.Future) -> None:
+        self._batches -= 1
+        self.batch_sizes[0] += len(jobs)
+        self.batch_sizes[1] += 1
+        try:
+            results, began, done = work.result()
+        except BaseException as exc:  # a fault in the model: every push of the batch fails
+            for job in jobs:
+                if not job[4].done():
+                    job[4].set_exception(exc)
+        else:
+            for job, result in zip(jobs, results):
+                if not job[4].done():  # the session may be gone
+                    job[4].set_result((result, began, began + (done - began) / len(jobs)))
+        self._run_batches(loop)
+
     async def _frames(self, loop: asyncio.AbstractEventLoop, stream: ReactionStream,
-                      msg: protocol.Frames) -> str:
+                      msg: protocol.Frames) -> str | bytes:
         t0 = time.perf_counter()
         start = stream.frames_out
-        try:
-            out = await loop.run_in_executor(self._pool, stream.push, msg.face, msg.samples,
-                                             msg.sample_rate)
-        except RegnnError as exc:
-            raise protocol.ProtocolError("rejected", str(exc), msg.seq) from None
+        fut: asyncio.Future = loop.create_future()
+        self._queue.append((stream, msg.face, msg.samples, msg.sample_rate, fut))
+        self._run_batches(loop)
+        out, began, done = await fut
+        if isinstance(out, RegnnError):
+            raise protocol.ProtocolError("rejected", str(out), msg.seq)
+        if isinstance(out, BaseException):  # a fault: logged by the session, never echoed
+            raise out
         compute_ms = (time.perf_counter() - t0) * 1e3
+        self._time("queue", began - t0)
+        self._time("model", done - began)
         self.frames_served += out.shape[1]
-        reply = {"type": "reaction", "seq": msg.seq, "start": start,
-                 "frames": np.round(out, self.decimals).tolist(),
-                 "frames_in": stream.frames_in, "compute_ms": round(compute_ms, 3)}
-        return json.dumps(reply)
+        t_enc = time.perf_counter()
+        if msg.binary:
+            seq = msg.seq if isinstance(msg.seq, int) else 0
+            reply_msg: str | bytes = protocol.reaction_binary(out, seq, start, stream.frames_in,
+                                                              compute_ms)
+        else:
+            reply_msg = json.dumps({"type": "reaction", "seq": msg.seq, "start": start,
+                                    "frames": np.round(out, self.decimals).tolist(),
+                                    "frames_in": stream.frames_in,
+                                    "compute_ms": round(compute_ms, 3)})
+        self._time("encode", time.perf_counter() - t_enc)
+        return reply_msg
+
+
+def _timed_push_many(jobs: list[tuple[Any, ...]]) -> tuple[list[Any], float, float]:
+    """:func:`~regnn.online.stream.push_many` in a model worker, with its start and end."""
+    began = time.perf_counter()
+    results = push_many(jobs)  # type: ignore[arg-type]
+    return results, began, time.perf_counter()
 
 
 class ServerThread:

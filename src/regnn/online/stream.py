@@ -36,6 +36,9 @@ from regnn.errors import ConfigError, DataError
 from regnn.online.audio import StreamingLogMel
 
 NUM = schema.NUM_ATTRIBUTES
+#: One chunk to compute: the speaker context ``face (context, face_dim)``, its ``audio
+#: (context, audio_dim)`` or None, and the frame ``t`` it ends at.
+ChunkRequest = tuple[np.ndarray, "np.ndarray | None", int]
 
 
 class ReactionStream(ABC):
@@ -128,6 +131,16 @@ class ChunkedStream(ReactionStream):
 
     def push(self, face_frames: np.ndarray, audio_samples: np.ndarray | None = None,
              sample_rate: int | None = None) -> np.ndarray:
+        requests = self.prepare(face_frames, audio_samples, sample_rate)
+        return self.complete(type(self).compute_chunks([(self, r) for r in requests]))
+
+    def prepare(self, face_frames: np.ndarray, audio_samples: np.ndarray | None = None,
+                sample_rate: int | None = None) -> list[ChunkRequest]:
+        """The first half of :meth:`push`: check and buffer the input (a
+        :class:`~regnn.errors.DataError` leaves the stream unchanged) and return the chunks
+        needed to release every frame now complete, in order. Compute them with
+        :meth:`compute_chunks` (possibly together with other streams' chunks, see
+        :func:`push_many`) and hand the results to :meth:`complete`."""
         face = self._check_face(face_frames)
         feats = None
         if self.uses_audio and audio_samples is not None and np.size(audio_samples):
@@ -144,7 +157,14 @@ class ChunkedStream(ReactionStream):
         else:
             self._check_lag(face.shape[0], 0)
         self._append(face, feats)
-        return self._release()
+        return self._requests()
+
+    @classmethod
+    def compute_chunks(cls, items: list[tuple[ChunkedStream, ChunkRequest]]
+                       ) -> list[np.ndarray]:
+        """The chunks of ``items`` (stream, request), each stream's in its order. This default
+        computes them one by one; a subclass may compute streams of one model as a batch."""
+        return [stream._chunk(*request) for stream, request in items]
 
     def push_features(self, face_frames: np.ndarray,
                       audio_features: np.ndarray | None = None) -> np.ndarray:
@@ -159,7 +179,7 @@ class ChunkedStream(ReactionStream):
                 raise DataError("audio features contain NaN or infinite values")
         self._check_lag(face.shape[0], 0 if audio is None else audio.shape[0])
         self._append(face, audio)
-        return self._release()
+        return self.complete(type(self).compute_chunks([(self, r) for r in self._requests()]))
 
     def _check_face(self, face_frames: np.ndarray) -> np.ndarray:
         face = np.asarray(face_frames, dtype=np.float32)
@@ -228,27 +248,80 @@ class ChunkedStream(ReactionStream):
         pad = np.repeat(first[None], -lo, axis=0)
         return np.concatenate([pad, buf[: t + 1 - self._base]])
 
-    def _release(self) -> np.ndarray:
+    def _requests(self) -> list[ChunkRequest]:
+        """The chunks that releasing every complete frame needs: one at each ``t`` from the
+        first frame the pending chunk does not cover, every ``hop`` frames."""
         ready = self._ready()
+        t = max(self._done, self._pending_start + self._pending.shape[1])
+        out = []
+        while t < ready:
+            face = self._window(self._face, self._first_face, t).copy()
+            audio = (self._window(self._audio, self._first_audio, t).copy()
+                     if self.uses_audio else None)
+            out.append((face, audio, t))
+            t += self.hop
+        return out
+
+    def complete(self, chunks: list[np.ndarray]) -> np.ndarray:
+        """The second half of :meth:`push`: release the complete frames, taking the computed
+        ``chunks`` (of the requests :meth:`prepare` returned, in order)."""
+        ready = self._ready()
+        chunks = list(chunks)
         outs = []
         while self._done < ready:
             t = self._done
             if t >= self._pending_start + self._pending.shape[1]:
-                face = self._window(self._face, self._first_face, t)
-                audio = (self._window(self._audio, self._first_audio, t)
-                         if self.uses_audio else None)
-                chunk = np.asarray(self._chunk(face, audio, t), dtype=np.float32)
+                chunk = np.asarray(chunks.pop(0), dtype=np.float32)
                 if chunk.shape != (self.k, self.hop, NUM):
-                    raise RuntimeError(f"{type(self).__name__}._chunk returned "
+                    raise RuntimeError(f"{type(self).__name__}: a chunk of shape "
                                        f"{chunk.shape}, expected {(self.k, self.hop, NUM)}")
                 self._pending, self._pending_start = chunk, t
             take = min(ready, self._pending_start + self._pending.shape[1]) - t
             lo = t - self._pending_start
             outs.append(self._pending[:, lo:lo + take])
             self._done += take
+        if chunks:
+            raise RuntimeError(f"{type(self).__name__}.complete: {len(chunks)} chunk(s) more "
+                               "than the release needed")
         if not outs:
             return np.zeros((self.k, 0, NUM), dtype=np.float32)
         return np.concatenate(outs, axis=1) if len(outs) > 1 else outs[0].copy()
+
+
+def push_many(jobs: list[tuple[ReactionStream, np.ndarray, np.ndarray | None, int | None]]
+              ) -> list[np.ndarray | Exception]:
+    """Push into several streams at once (the server's batch of the sessions due together):
+    ``jobs`` are ``(stream, face_frames, audio_samples, sample_rate)``; returns per job the
+    listener frames of :meth:`ReactionStream.push`, or the exception its input raised (a
+    :class:`~regnn.errors.RegnnError` leaves that stream unchanged). The chunks of all
+    :class:`ChunkedStream` jobs are computed by their class's
+    :meth:`~ChunkedStream.compute_chunks` in one call per class, so streams of one model share
+    one forward pass. A stream may appear once per call."""
+    results: list[np.ndarray | Exception | None] = [None] * len(jobs)
+    requests: dict[type, list[tuple[int, ChunkedStream, ChunkRequest]]] = {}
+    counts: dict[int, int] = {}
+    for i, (stream, face, samples, rate) in enumerate(jobs):
+        # a stream with a push of its own (not the two halves) is pushed alone
+        alone = not isinstance(stream, ChunkedStream) or type(stream).push is not \
+            ChunkedStream.push
+        try:
+            if alone:
+                results[i] = stream.push(face, samples, rate)
+                continue
+            reqs = stream.prepare(face, samples, rate)  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - handed back: this job fails, not the others
+            results[i] = exc
+            continue
+        counts[i] = len(reqs)
+        requests.setdefault(type(stream), []).extend((i, stream, r) for r in reqs)
+    chunks: dict[int, list[np.ndarray]] = {i: [] for i in counts}
+    for cls, items in requests.items():
+        computed = cls.compute_chunks([(stream, r) for _, stream, r in items])
+        for (i, _, _), chunk in zip(items, computed):
+            chunks[i].append(chunk)
+    for i in counts:
+        results[i] = jobs[i][0].complete(chunks[i])  # type: ignore[union-attr]
+    return results  # type: ignore[return-value]
 
 
 class ToyStream(ChunkedStream):
