@@ -5,7 +5,8 @@ One process holds one model; every WebSocket connection is a session with its ow
 state), created by a ``factory(k, seed, sigma)``. Messages follow
 :mod:`regnn.online.protocol` (docs/online.md). The model runs in a small thread pool
 (``workers`` threads, PyTorch releases the GIL inside its kernels) so that the event loop keeps
-reading and answering other sessions while one chunk is being generated; the messages of one
+reading and answering other sessions while one chunk is being generated; the sessions due
+together are computed as one batch (:mod:`regnn.online.batching`); the messages of one
 session are processed in order, one at a time.
 
 ``GET /health`` (plain HTTP on the same port) answers ``200`` with a JSON status: model,
@@ -59,7 +60,8 @@ import numpy as np
 from regnn import schema
 from regnn.errors import RegnnError
 from regnn.online import protocol
-from regnn.online.stream import ReactionStream, push_many
+from regnn.online.batching import Batcher
+from regnn.online.stream import ReactionStream
 
 log = logging.getLogger("regnn.serve")
 
@@ -70,10 +72,6 @@ StreamFactory = Callable[[int, int, "float | None"], ReactionStream]
 INLINE_PARSE_BYTES = 64 * 1024
 #: Browser origins allowed without ``--allow-origin``: pages served by this machine.
 LOCAL_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
-#: Speaker frames one model batch takes from the queue (at least one message): the frames of
-#: up to this many paced sessions (one frame each) go together; a 250-frame message runs in
-#: a batch of its own, so it delays no one else's batch.
-BATCH_FRAMES = 128
 TIMING_STAGES = ("parse", "queue", "model", "encode", "send")
 INTERNAL_MESSAGE = "internal server error (logged on the server); the session is closed"
 
@@ -142,9 +140,7 @@ class ReactionServer:
         self._parser: concurrent.futures.Executor | None = None
         self._server: Any = None
         self._admitted: set[Any] = set()
-        self._queue: list[tuple[Any, ...]] = []  # pushes waiting for a model worker
-        self._batches = 0  # batches being computed (at most ``workers``)
-        self.batch_sizes: list[int] = [0, 0]  # [messages, batches] computed
+        self._batcher: Batcher | None = None
         #: where the time of answered ``frames`` messages goes: stage -> [seconds, messages]
         #: (parse; wait for a model worker; model; encode the reply; send it)
         self.timing: dict[str, list[float]] = {k: [0.0, 0] for k in TIMING_STAGES}
@@ -155,6 +151,8 @@ class ReactionServer:
 
         self._pool = concurrent.futures.ThreadPoolExecutor(self.workers,
                                                            thread_name_prefix="regnn-model")
+        # the sessions due together are computed as one batch (regnn.online.batching)
+        self._batcher = Batcher(self._pool, self.workers)
         self._parser = self._new_parser()
         # max_queue: at most 4 unread messages buffered per connection (memory bound);
         # open_timeout: a TCP connection that never completes the handshake is dropped
@@ -216,8 +214,7 @@ class ReactionServer:
                           for k, (t, n) in self.timing.items()},
             "timing_total_s": {k: round(t, 6) for k, (t, _) in self.timing.items()},
             "timing_messages": int(self.timing["model"][1]),
-            "batch_mean": (round(self.batch_sizes[0] / self.batch_sizes[1], 3)
-                           if self.batch_sizes[1] else None),
+            "batch_mean": None if self._batcher is None else self._batcher.mean_batch,
         }
 
     def _time(self, stage: str, seconds: float) -> None:
@@ -401,50 +398,13 @@ class ReactionServer:
             if stream is not None:
                 self.sessions -= 1
 
-    def _run_batches(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start model batches while workers are free: each takes the queued pushes in arrival
-        order up to :data:`BATCH_FRAMES` speaker frames (at least one push) and computes them
-        together (:func:`~regnn.online.stream.push_many`: the sessions due in the same frame
-        period share one forward pass)."""
-        while self._queue and self._batches < self.workers:
-            take, frames = 0, 0
-            while take < len(self._queue):
-                n = len(self._queue[take][1])
-                if take and frames + n > BATCH_FRAMES:
-                    break
-                take, frames = take + 1, frames + n
-            jobs, self._queue = self._queue[:take], self._queue[take:]
-            self._batches += 1
-            work = loop.run_in_executor(self._pool, _timed_push_many,
-                                        [job[:4] for job in jobs])
-            work.add_done_callback(
-                lambda f, jobs=jobs: self._batch_done(loop, jobs, f))  # type: ignore[misc]
-
-    def _batch_done(self, loop: asyncio.AbstractEventLoop, jobs: list[tuple[Any, ...]],
-                    work: asyncio.Future) -> None:
-        self._batches -= 1
-        self.batch_sizes[0] += len(jobs)
-        self.batch_sizes[1] += 1
-        try:
-            results, began, done = work.result()
-        except BaseException as exc:  # a fault in the model: every push of the batch fails
-            for job in jobs:
-                if not job[4].done():
-                    job[4].set_exception(exc)
-        else:
-            for job, result in zip(jobs, results):
-                if not job[4].done():  # the session may be gone
-                    job[4].set_result((result, began, began + (done - began) / len(jobs)))
-        self._run_batches(loop)
-
     async def _frames(self, loop: asyncio.AbstractEventLoop, stream: ReactionStream,
                       msg: protocol.Frames) -> str | bytes:
         t0 = time.perf_counter()
         start = stream.frames_out
-        fut: asyncio.Future = loop.create_future()
-        self._queue.append((stream, msg.face, msg.samples, msg.sample_rate, fut))
-        self._run_batches(loop)
-        out, began, done = await fut
+        assert self._batcher is not None
+        out, began, done = await self._batcher.push(stream, msg.face, msg.samples,
+                                                    msg.sample_rate)
         if isinstance(out, RegnnError):
             raise protocol.ProtocolError("rejected", str(out), msg.seq)
         if isinstance(out, BaseException):  # a fault: logged by the session, never echoed
@@ -465,13 +425,6 @@ class ReactionServer:
                                     "compute_ms": round(compute_ms, 3)})
         self._time("encode", time.perf_counter() - t_enc)
         return reply_msg
-
-
-def _timed_push_many(jobs: list[tuple[Any, ...]]) -> tuple[list[Any], float, float]:
-    """:func:`~regnn.online.stream.push_many` in a model worker, with its start and end."""
-    began = time.perf_counter()
-    results = push_many(jobs)  # type: ignore[arg-type]
-    return results, began, time.perf_counter()
 
 
 class ServerThread:
