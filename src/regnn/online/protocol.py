@@ -101,6 +101,7 @@ REACTION_HEADER = struct.Struct("<4sqIIHHf")
 REACTION_MAGIC = b"RGR1"
 #: Audio encodings of binary ``frames`` by their code (0: no audio).
 BINARY_ENCODINGS = {1: "pcm_s16le", 2: "f32le"}
+BINARY_CODES = {name: code for code, name in BINARY_ENCODINGS.items()}
 
 
 class ProtocolError(Exception):
@@ -211,6 +212,7 @@ def _parse_binary(raw: bytes) -> Frames:
     if enc is None:
         raise ProtocolError("bad-audio", f"binary frames: audio encoding {enc_code}; expected 0 "
                             "(none), 1 (pcm_s16le) or 2 (f32le)", seq)
+    _check_rate_channels(rate, channels, seq)
     samples, rate = _audio_samples(audio, enc, rate, channels, seq)
     return Frames(face.astype(np.float32), samples, rate, seq, binary=True)
 
@@ -332,8 +334,7 @@ def _check_rate_channels(rate: Any, channels: Any, seq: Any) -> None:
 def _audio_samples(buf: bytes, enc: str, rate: Any, channels: Any, seq: Any
                    ) -> tuple[np.ndarray, int]:
     """Raw ``pcm_s16le`` / ``f32le`` bytes (base64-decoded, or a binary message's tail) ->
-    mono float32 samples, checked."""
-    _check_rate_channels(rate, channels, seq)
+    mono float32 samples, checked (``rate`` and ``channels`` already checked)."""
     width = 2 if enc == "pcm_s16le" else 4
     if len(buf) % (width * channels):
         raise ProtocolError("bad-audio", f"'audio.data' has {len(buf)} bytes, not a "
@@ -364,18 +365,21 @@ def _mono(x: np.ndarray, rate: int, channels: int, seq: Any) -> tuple[np.ndarray
 def encode_audio(samples: np.ndarray, sample_rate: int, encoding: str = "pcm_s16le"
                  ) -> dict[str, Any]:
     """The ``audio`` object of a ``frames`` message for mono float samples in [-1, 1]."""
-    x = np.asarray(samples, dtype=np.float32).reshape(-1)
-    if encoding == "pcm_s16le":
-        data = base64.b64encode(
-            (np.clip(x, -1.0, 32767 / 32768) * 32768.0).round().astype("<i2").tobytes()
-        ).decode("ascii")
-    elif encoding == "f32le":
-        data = base64.b64encode(x.astype("<f4").tobytes()).decode("ascii")
-    elif encoding == "float":
-        data = x.tolist()
+    if encoding == "float":
+        data: Any = np.asarray(samples, dtype=np.float32).reshape(-1).tolist()
+    elif encoding in BINARY_CODES:
+        data = base64.b64encode(_audio_bytes(samples, encoding)).decode("ascii")
     else:
         raise ValueError(f"unknown audio encoding {encoding!r}; expected one of {ENCODINGS}")
     return {"sample_rate": int(sample_rate), "encoding": encoding, "data": data}
+
+
+def _audio_bytes(samples: np.ndarray, encoding: str) -> bytes:
+    """Mono float samples in [-1, 1] as little-endian ``pcm_s16le`` or ``f32le`` bytes."""
+    x = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if encoding == "pcm_s16le":
+        return (np.clip(x, -1.0, 32767 / 32768) * 32768.0).round().astype("<i2").tobytes()
+    return x.astype("<f4").tobytes()
 
 
 def frames_message(face: np.ndarray, samples: np.ndarray | None = None,
@@ -403,14 +407,11 @@ def frames_binary(face: np.ndarray, samples: np.ndarray | None = None,
         return FRAMES_HEADER.pack(FRAMES_MAGIC, int(seq), f.shape[0], 0, 0, 0) + f.tobytes()
     if sample_rate is None:
         raise ValueError("sample_rate is required with audio samples")
-    codes = {v: k for k, v in BINARY_ENCODINGS.items()}
-    if encoding not in codes:
-        raise ValueError(f"binary frames carry audio as {sorted(codes)}, not {encoding!r}")
-    x = np.asarray(samples, dtype=np.float32).reshape(-1)
-    audio = ((np.clip(x, -1.0, 32767 / 32768) * 32768.0).round().astype("<i2")
-             if encoding == "pcm_s16le" else x.astype("<f4"))
-    return (FRAMES_HEADER.pack(FRAMES_MAGIC, int(seq), f.shape[0], codes[encoding], 1,
-                               int(sample_rate)) + f.tobytes() + audio.tobytes())
+    if encoding not in BINARY_CODES:
+        raise ValueError(f"binary frames carry audio as {sorted(BINARY_CODES)}, not "
+                         f"{encoding!r}")
+    return (FRAMES_HEADER.pack(FRAMES_MAGIC, int(seq), f.shape[0], BINARY_CODES[encoding], 1,
+                               int(sample_rate)) + f.tobytes() + _audio_bytes(samples, encoding))
 
 
 def reaction_binary(frames: np.ndarray, seq: int, start: int, frames_in: int,

@@ -141,9 +141,10 @@ class ReactionServer:
         self._server: Any = None
         self._admitted: set[Any] = set()
         self._batcher: Batcher | None = None
-        #: where the time of answered ``frames`` messages goes: stage -> [seconds, messages]
-        #: (parse; wait for a model worker; model; encode the reply; send it)
-        self.timing: dict[str, list[float]] = {k: [0.0, 0] for k in TIMING_STAGES}
+        #: where the time of answered ``frames`` messages goes: stage -> seconds in all
+        #: (parse; wait for a model worker; model; encode the reply; send it), and how many
+        self.timing: dict[str, float] = dict.fromkeys(TIMING_STAGES, 0.0)
+        self.timed_messages = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -210,17 +211,12 @@ class ReactionServer:
             "errors": self.errors, "k_max": self.k_max, "fps": schema.FPS,
             "uptime_s": round(time.time() - self.started_at, 1),
             # per answered frames message: mean ms per stage, and the totals behind the means
-            "timing_ms": {k: round(t / n * 1e3, 4) if n else None
-                          for k, (t, n) in self.timing.items()},
-            "timing_total_s": {k: round(t, 6) for k, (t, _) in self.timing.items()},
-            "timing_messages": int(self.timing["model"][1]),
+            "timing_ms": {k: round(t / self.timed_messages * 1e3, 4) if self.timed_messages
+                          else None for k, t in self.timing.items()},
+            "timing_total_s": {k: round(t, 6) for k, t in self.timing.items()},
+            "timing_messages": self.timed_messages,
             "batch_mean": None if self._batcher is None else self._batcher.mean_batch,
         }
-
-    def _time(self, stage: str, seconds: float) -> None:
-        entry = self.timing[stage]
-        entry[0] += seconds
-        entry[1] += 1
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _authorized(self, request: Any, query: str) -> bool:
@@ -367,11 +363,13 @@ class ReactionServer:
                         if stream is None:
                             raise protocol.ProtocolError(
                                 "no-session", "send a 'start' message before 'frames'", msg.seq)
-                        reply_msg = await self._frames(loop, stream, msg)
+                        reply_msg, stages = await self._frames(loop, stream, msg)
                         t_send = time.perf_counter()
                         await ws.send(reply_msg)
-                        self._time("send", time.perf_counter() - t_send)
-                        self._time("parse", t_parse)
+                        stages.update(parse=t_parse, send=time.perf_counter() - t_send)
+                        for stage, seconds in stages.items():
+                            self.timing[stage] += seconds
+                        self.timed_messages += 1
                     else:  # End
                         reply = {"type": "ended", "frames_in": 0, "frames_out": 0}
                         if stream is not None:
@@ -399,7 +397,9 @@ class ReactionServer:
                 self.sessions -= 1
 
     async def _frames(self, loop: asyncio.AbstractEventLoop, stream: ReactionStream,
-                      msg: protocol.Frames) -> str | bytes:
+                      msg: protocol.Frames) -> tuple[str | bytes, dict[str, float]]:
+        """The reply to a ``frames`` message, and the seconds of its queue, model and encode
+        stages."""
         t0 = time.perf_counter()
         start = stream.frames_out
         assert self._batcher is not None
@@ -410,21 +410,18 @@ class ReactionServer:
         if isinstance(out, BaseException):  # a fault: logged by the session, never echoed
             raise out
         compute_ms = (time.perf_counter() - t0) * 1e3
-        self._time("queue", began - t0)
-        self._time("model", done - began)
         self.frames_served += out.shape[1]
         t_enc = time.perf_counter()
         if msg.binary:
-            seq = msg.seq if isinstance(msg.seq, int) else 0
-            reply_msg: str | bytes = protocol.reaction_binary(out, seq, start, stream.frames_in,
-                                                              compute_ms)
+            reply_msg: str | bytes = protocol.reaction_binary(out, msg.seq, start,
+                                                              stream.frames_in, compute_ms)
         else:
             reply_msg = json.dumps({"type": "reaction", "seq": msg.seq, "start": start,
                                     "frames": np.round(out, self.decimals).tolist(),
                                     "frames_in": stream.frames_in,
                                     "compute_ms": round(compute_ms, 3)})
-        self._time("encode", time.perf_counter() - t_enc)
-        return reply_msg
+        return reply_msg, {"queue": began - t0, "model": done - began,
+                           "encode": time.perf_counter() - t_enc}
 
 
 class ServerThread:
