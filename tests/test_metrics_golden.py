@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from regnn.metrics import compute_all, tlcc
 GOLDEN = Path(__file__).resolve().parents[1] / "shared" / "golden"
 if not GOLDEN.is_dir():  # worktrees keep shared/ one level up
     GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
+if os.environ.get("REGNN_GOLDEN"):  # a checkout elsewhere: point at the golden folder
+    GOLDEN = Path(os.environ["REGNN_GOLDEN"])
 CASES = sorted(p.stem for p in GOLDEN.glob("*.npz")) if GOLDEN.is_dir() else []
 TOLERANCE = {"FRDist": 1e-4}
 
