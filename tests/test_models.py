@@ -141,6 +141,31 @@ def test_motor_lipschitz_bound_holds_for_any_weights(factor):
     assert worst < 0.9
 
 
+@pytest.mark.parametrize("factor", [1.0, 300.0])
+def test_inverse_certificate_from_the_last_step_bounds_the_measured_one(factor):
+    """The free certificate (Banach's a-posteriori estimate from the last step) returns the same
+    x as the measured one and bounds both the measured residual and the true error."""
+    torch.manual_seed(3)
+    edges, adj = _graph(M=4)
+    motor = REGNNMotor(node_dim=20, edge_channels=4, layers=2, key_dim=8, top_k=3)
+    _scale_weights(motor, factor)
+    z = torch.randn(3, 4, 25, 20)
+    x_ref, _ = motor.inverse(z, edges, adj, tol=0.0, max_iter=400,
+                             certify=False)  # to float precision
+    for tol in (1e-2, 1e-4):
+        x_b, bound = motor.inverse(z, edges, adj, tol=tol)
+        x_m, meas = motor.inverse(z, edges, adj, tol=tol, measure=True)
+        assert torch.equal(x_b, x_m) and not bound.measured and meas.measured
+        assert bound.iterations == meas.iterations
+        # per block: measured residual <= its bound; the whole stack's error is checked below
+        for rb, rm, cb in zip(bound.residual, meas.residual, bound.certified):
+            assert rm <= rb + 1e-6 and cb == pytest.approx(rb / (1 - 0.9))
+        assert bound.max_residual < 0.9 * (25 * 20) ** 0.5 * tol + 1e-6
+        err = (x_b - x_ref).flatten(-2).norm(dim=-1).max().item()
+        # each block's error is amplified by the blocks inverted after it ((1 - c)^-1 each)
+        assert err <= bound.certified[0] / (1 - 0.9) + bound.certified[1] + 1e-5
+
+
 @pytest.mark.parametrize("factor,scale", [(1.0, 1.0), (100.0, 1.0), (1.0, 50.0), (300.0, 20.0)])
 def test_motor_two_way_invertibility(factor, scale):
     torch.manual_seed(2)
@@ -408,8 +433,10 @@ def test_ar1_noise_has_the_variance_and_the_step_it_is_given():
     assert n.std(dim=(0, 1)).tolist() == pytest.approx(std.tolist(), rel=0.05)
     step = n.diff(dim=1).square().mean(dim=(0, 1))
     assert step.tolist() == pytest.approx((2 * std**2 * (1 - rho)).tolist(), rel=0.05)
-    lag1 = (n[:, 1:] * n[:, :-1]).mean(dim=(0, 1)) / std**2
-    assert lag1.tolist() == pytest.approx(rho.tolist(), abs=0.02)
+    # normalised by the sample second moment (with rho = 0.99 the series decorrelates over
+    # ~100 frames, so the sample variance itself scatters by several percent around std²)
+    lag1 = (n[:, 1:] * n[:, :-1]).mean(dim=(0, 1)) / n.square().mean(dim=(0, 1))
+    assert lag1.tolist() == pytest.approx(rho.tolist(), abs=0.01)
 
 
 def test_generate_keeps_one_component_per_reaction_for_the_whole_clip(monkeypatch):

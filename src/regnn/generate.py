@@ -97,6 +97,8 @@ def generate_predictions(run_dir: str | Path, root: str | Path, split: str,
             "max_iterations": info.max_iterations,
             "max_residual": info.max_residual,
             "max_certified_error": max(info.certified, default=0.0),
+            # False: max_residual is the bound c‖x_k - x_{k-1}‖ from the last step, not measured
+            "residual_measured": info.measured,
             "converged": info.converged,
         },
     }

@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
                                seed=args.seed, progress=True)
     inv = gen["motor_inverse"]
     print(f"  {gen['items']} items in {gen['wall_s']:.1f} s ({gen['reactions_per_s']:.1f} "
-          f"reactions/s); motor inverse: worst residual {inv['max_residual']:.2e} after "
-          f"{inv['max_iterations']} iterations")
+          f"reactions/s); motor inverse: {inv['max_iterations']} iterations, residual <= "
+          f"{inv['max_residual']:.2e}, error <= {inv['max_certified_error']:.2e} (certified)")
     timings["generate"] = time.perf_counter() - t0
 
     t0 = _stage(5, "evaluating with the REACT metrics (test split)")

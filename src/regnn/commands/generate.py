@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     mi = s["motor_inverse"]
     print(f"{s['items']} items x {s['samples']} reactions in {s['wall_s']:.2f} s "
           f"({s['reactions_per_s']} reactions/s); motor inverse: <= {mi['max_iterations']} "
-          f"iterations, max residual {mi['max_residual']:.2e}")
+          f"iterations, residual <= {mi['max_residual']:.2e}, error <= "
+          f"{mi['max_certified_error']:.2e} (certified)")
     print(f"predictions in {args.out}/{args.split}/, summary in {args.out}/generation.json")
     return 0

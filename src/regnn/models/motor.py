@@ -72,9 +72,16 @@ from torch import nn
 from regnn.errors import ConfigError
 from regnn.models.invertible import ContractiveResidual, InverseInfo, InvertibleStack
 
-__all__ = ["EDGE_FLOOR", "InverseInfo", "REGNNLayer", "REGNNMotor", "prepare_edges"]
+__all__ = ["EDGE_FLOOR", "EXP_FLOOR", "InverseInfo", "REGNNLayer", "REGNNMotor", "prepare_edges"]
 
 EDGE_FLOOR = 1e-6  # keeps Eq. (10)'s denominator positive for edges with ~0 MEFL weight
+#: floor of the row-shifted logits before ``exp`` (guarded softmax): ``exp(-80) ≈ 1.8e-35`` is
+#: still a normal float32, so ``exp`` stays on its fast vector path. PyTorch's CPU ``exp`` runs
+#: 20-60x slower on inputs whose result underflows (``-inf`` from the mask, or below about
+#: ``-87``), which made the masked softmax the costliest step of the motor inverse. Off the
+#: adjacency ``e0 = 0`` zeroes the floored entries exactly; on it a term below ``e^-80`` times the
+#: row's largest is raised to ``e^-80`` times it, a relative change under ``2e-35``.
+EXP_FLOOR = -80.0
 
 
 def prepare_edges(edges: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
@@ -192,7 +199,7 @@ class REGNNLayer(ContractiveResidual):
         logits = q @ k.transpose(-1, -2)  # (B, M, I, J)
         if safe_exp:
             logits = logits.masked_fill(~adjacency[:, None], float("-inf"))
-            logits = logits - logits.amax(dim=-1, keepdim=True)
+            logits = (logits - logits.amax(dim=-1, keepdim=True)).clamp_min(EXP_FLOOR)
         # Eq. 11 up to its normaliser, which cancels in Eq. 10; laid out (B, I, M, J) once so
         # that the two per-node products below are plain batched matmuls without copies
         a = torch.exp(logits).transpose(1, 2).contiguous()
@@ -243,7 +250,7 @@ class REGNNLayer(ContractiveResidual):
             logits = qk[..., :dk] @ qk[..., dk:].transpose(-1, -2)
             if safe:
                 logits.masked_fill_(~adjacency[:, None], float("-inf"))
-                logits.sub_(logits.amax(dim=-1, keepdim=True))
+                logits.sub_(logits.amax(dim=-1, keepdim=True)).clamp_min_(EXP_FLOOR)
             a = logits.exp_().transpose(1, 2).contiguous()
             coef = (a @ e_r).reciprocal_().mul_(w) @ e_p
             return coef.mul_(a).transpose(1, 2).contiguous() @ s
@@ -293,11 +300,12 @@ class REGNNMotor(InvertibleStack):
     def inverse(self, z: torch.Tensor, edges: torch.Tensor,  # type: ignore[override]
                 adjacency: torch.Tensor, tol: float = 1e-6, max_iter: int = 200,
                 constants: list[dict[str, Any]] | None = None, certify: bool = True,
-                iterations: int | None = None) -> tuple[torch.Tensor, InverseInfo]:
+                iterations: int | None = None, measure: bool = False
+                ) -> tuple[torch.Tensor, InverseInfo]:
         """Invert :meth:`forward`; the :class:`InverseInfo` says what was actually reached."""
         x, squeeze = self._graphs(z)
         x = x.contiguous()  # latents built from Ẑp's transposed view; copy once, not per step
         x, info = super().inverse(x, edges, adjacency, tol=tol, max_iter=max_iter,
                                   constants=constants, certify=certify,
-                                  iterations=iterations)
+                                  iterations=iterations, measure=measure)
         return (x[:, 0] if squeeze else x), info

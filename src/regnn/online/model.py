@@ -89,20 +89,12 @@ class OnlineREGNN(nn.Module):
     def lag(self) -> int:
         return self.hop - 1
 
-    @torch.no_grad()
     def motor_constants(self) -> list[dict[str, Any]]:
         """Each motor layer's inverse constants (``γ``, the softmax guard), cached while the
-        weights stay unchanged.
-
-        ``γ`` needs four spectral norms (SVDs) per layer; the offline inverse recomputes them
-        on every call, which at one small window per chunk is a large share of the cost. The
-        cache is keyed by the parameters' version counters, so a training step invalidates it.
-        """
-        key = tuple(p._version for p in self.net.motor.parameters())
-        if getattr(self, "_constants_key", None) != key:
-            self._constants = self.net.motor.inverse_constants()
-            self._constants_key = key
-        return self._constants
+        weights stay unchanged (:meth:`~regnn.models.invertible.InvertibleStack.
+        cached_constants`): at one small window per chunk, recomputing their SVDs would be a
+        large share of the cost."""
+        return self.net.motor.cached_constants()
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, edges: torch.Tensor, adjacency: torch.Tensor
