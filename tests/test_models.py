@@ -141,6 +141,28 @@ def test_motor_lipschitz_bound_holds_for_any_weights(factor):
     assert worst < 0.9
 
 
+def test_guarded_softmax_matches_the_plain_one_in_value_and_gradient():
+    """The overflow guard (row shift without gradient, logits floored at EXP_FLOOR) changes
+    neither φ nor its gradients where the plain exp is exact (float64, moderate logits)."""
+    torch.manual_seed(4)
+    edges, adj = _graph(M=3)
+    layer = REGNNMotor(node_dim=20, edge_channels=4, layers=1, key_dim=8, top_k=3).layers[0]
+    with torch.no_grad():
+        layer.w_q.mul_(40.0)
+        layer.w_m.mul_(40.0)
+    layer = layer.double()
+    assert layer.logit_bound() > 60.0  # the guard's regime
+    e0 = prepare_edges(edges.double(), adj)
+    x = torch.randn(3, 3, 25, 20, dtype=torch.float64, requires_grad=True)
+    out = {}
+    for safe in (True, False):
+        y = layer.phi(x, e0, adj, safe_exp=safe)
+        gx, gq = torch.autograd.grad((y * torch.cos(y)).sum(), (x, layer.w_q))
+        out[safe] = (y.detach(), gx, gq)
+    for a, b in zip(out[True], out[False]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("factor", [1.0, 300.0])
 def test_inverse_certificate_from_the_last_step_bounds_the_measured_one(factor):
     """The free certificate (Banach's a-posteriori estimate from the last step) returns the same

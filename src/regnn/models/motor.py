@@ -199,7 +199,9 @@ class REGNNLayer(ContractiveResidual):
         logits = q @ k.transpose(-1, -2)  # (B, M, I, J)
         if safe_exp:
             logits = logits.masked_fill(~adjacency[:, None], float("-inf"))
-            logits = (logits - logits.amax(dim=-1, keepdim=True)).clamp_min(EXP_FLOOR)
+            # the row shift cancels in Eq. 10, so it needs no gradient (saves amax's backward)
+            shift = logits.detach().amax(dim=-1, keepdim=True)
+            logits = (logits - shift).clamp_min(EXP_FLOOR)
         # Eq. 11 up to its normaliser, which cancels in Eq. 10; laid out (B, I, M, J) once so
         # that the two per-node products below are plain batched matmuls without copies
         a = torch.exp(logits).transpose(1, 2).contiguous()
