@@ -113,16 +113,24 @@ def fixed_point(phi: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, c:
     * with ``measure``, by one more evaluation of ``φ``: the measured residual ``r`` and
       ``‖r‖ / (1 - c)`` (``measured: True``).
 
-    Either way the returned ``x`` is the same.
+    Either way the returned ``x`` is the same. ``phi`` must return a new tensor of ``y``'s
+    shape on every call: the iteration writes ``y - φ(x)`` into it and reuses the previous
+    iterate's buffer for the step (no allocation per step beyond φ's own).
     """
     x, step, it = y, float("inf"), 0
     last = None  # x_k - x_{k+1} of the final step
     limit = max_iter if iterations is None else iterations
     for it in range(1, limit + 1):  # noqa: B007 - `it` is reported
-        x_new = torch.sub(y, phi(x))
+        x_new = phi(x)
+        x_new = torch.sub(y, x_new, out=x_new)  # y - φ(x) in φ's fresh buffer
         if iterations is None or it == limit:
-            last = x.sub(x_new)
-            step = last.abs().max().item() if x.numel() else 0.0
+            # x_k is not needed after this step (unless it is y): its buffer takes the step
+            last = x.sub(x_new) if x is y else x.sub_(x_new)
+            if x.numel():
+                lo, hi = torch.aminmax(last)  # max |step| without an |.| temporary
+                step = max(-lo.item(), hi.item())
+            else:
+                step = 0.0
         x = x_new
         if iterations is None and step <= tol:
             break
