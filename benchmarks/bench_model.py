@@ -291,6 +291,19 @@ def compare_trees(args: argparse.Namespace) -> int:
     if "--processes" not in child:
         child += ["--processes"]  # one process: DDP figures need their own --processes
     trees = {"this checkout": here, f"against ({there.name})": there}
+    # the same BLAS code on both sides: a checkout without the built MKL shim (e.g. a fresh
+    # git worktree, never pip-installed) runs MKL's generic branch, up to ~1.7x slower
+    probe = ("from regnn import mkl; mkl.apply_vendor_fix(); import torch; "
+             "print(mkl.status()['mkl_branch'])")
+    branches = {name: subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                     text=True, check=False,
+                                     env={**os.environ, "PYTHONPATH": str(tree / "src")}
+                                     ).stdout.strip() for name, tree in trees.items()}
+    print("MKL branch: " + ", ".join(f"{n} {b}" for n, b in branches.items()), flush=True)
+    if len(set(branches.values())) > 1:
+        raise SystemExit("the two checkouts run different MKL code branches (is the MKL shim "
+                         "built in both? `pip install -e .` builds it, or copy "
+                         "src/regnn/_mkl_shim*.so), so their figures would not compare")
     figures: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
     for r in range(args.rounds):
         for name, tree in trees.items():
