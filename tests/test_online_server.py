@@ -282,3 +282,19 @@ def test_binary_frames_give_the_json_answer_exactly(url: str) -> None:
     timing = health(url)["timing_ms"]
     assert set(timing) == {"parse", "queue", "model", "encode", "send"}
     assert all(v is not None and v >= 0 for v in timing.values())
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_permessage_deflate_only_when_asked(compression: bool) -> None:
+    """Compression is off by default (it cost CPU per message under load) and negotiated when
+    the server is started with it; sessions work either way."""
+    from websockets.sync.client import connect
+
+    server = ReactionServer(toy_factory, "127.0.0.1", 0, compression=compression)
+    face, audio = speaker(5, 8)
+    with ServerThread(server) as u:
+        with connect(u) as ws:  # offers permessage-deflate, as browsers do
+            response = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+            assert ("permessage-deflate" in response) is compression
+        np.testing.assert_allclose(run_session(u, face, audio, k=2, seed=1, step=4),
+                                   reference(face, audio, k=2, seed=1, step=4), atol=1e-4)

@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Bearer TOKEN' or ?token=TOKEN); visible to other users "
                                    "in the process list: prefer --token-file")
     p.add_argument("--token-file", help="read the required token from this file")
+    p.add_argument("--compression", action="store_true",
+                   help="offer permessage-deflate (JSON messages shrink ~3x on slow links, at a "
+                        "CPU cost per message; off by default: float32 frames barely compress)")
     p.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING)")
     p.set_defaults(func=run)
 
@@ -167,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
                             max_sessions=args.max_sessions, workers=args.workers,
                             model_name=model_name, max_connections=args.max_connections,
                             start_timeout=args.start_timeout,
-                            allowed_origins=args.allow_origin, token=token)
+                            allowed_origins=args.allow_origin, token=token,
+                            compression=args.compression)
 
     async def main() -> None:
         import signal
