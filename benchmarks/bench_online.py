@@ -162,14 +162,15 @@ async def load_level(url: str, n: int, seconds: float, k: int, stagger: int = 8,
     return await asyncio.gather(*tasks)
 
 
-def start_server(run: str | None, workers: int, max_sessions: int, compression: bool = False
-                 ) -> tuple[subprocess.Popen, str]:
+def start_server(run: str | None, workers: int, max_sessions: int, compression: bool = False,
+                 processes: int = 1) -> tuple[subprocess.Popen, str]:
     """``regnn serve`` on loopback in its own process; returns it and its URL."""
     cmd = [sys.executable, "-m", "regnn.cli", "serve", "--host", "127.0.0.1", "--port", "0",
            "--workers", str(workers), "--threads", "1", "--max-sessions", str(max_sessions),
            "--max-connections", str(max_sessions + 8), "--log-level", "ERROR"]
     cmd += ["--run", run] if run else ["--toy"]
     cmd += ["--compression"] if compression else []
+    cmd += ["--processes", str(processes)] if processes > 1 else []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=ENV)
     line = proc.stdout.readline()
     if " on ws://" not in line:
@@ -207,10 +208,10 @@ def timing_row(before: dict, after: dict) -> str:
 
 def bench_load(run: str | None, levels: list[int], seconds: float, k: int,
                workers: int, stagger: int = 8, binary: bool = False,
-               compression: bool = False) -> None:
+               compression: bool = False, processes: int = 1) -> None:
     from regnn.online.client import health
 
-    proc, url = start_server(run, workers, max(levels), compression)
+    proc, url = start_server(run, workers, max(levels), compression, processes)
     try:
         asyncio.run(load_level(url, 2, 2.0, k, binary=binary))  # untimed warm-up
         print(f"session starts spread over {stagger} frame periods ({stagger * 40} ms); "
@@ -304,6 +305,9 @@ def main() -> None:
                          "(docs/online.md) instead of JSON")
     ap.add_argument("--compression", action="store_true",
                     help="the server offers permessage-deflate (regnn serve --compression)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="server processes sharing the port (regnn serve --processes); the "
+                         "per-stage times then come from one of them")
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
@@ -324,7 +328,7 @@ def main() -> None:
         bench_latency(factory, [int(x) for x in args.ks.split(",")], args.frames)
     if not args.skip_load:
         bench_load(args.run, levels, args.seconds, args.load_k, args.workers, args.stagger,
-                   args.binary, args.compression)
+                   args.binary, args.compression, args.processes)
     if not args.skip_load and args.flood_sessions > 0:
         if args.flood_sessions > 64:
             raise SystemExit("at most 64 flood sessions")

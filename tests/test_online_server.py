@@ -298,3 +298,45 @@ def test_permessage_deflate_only_when_asked(compression: bool) -> None:
             assert ("permessage-deflate" in response) is compression
         np.testing.assert_allclose(run_session(u, face, audio, k=2, seed=1, step=4),
                                    reference(face, audio, k=2, seed=1, step=4), atol=1e-4)
+
+
+def test_cli_serve_processes_share_the_port_and_stop_together() -> None:
+    """--processes 2: both processes answer on one port (the kernel spreads connections),
+    sessions work, and SIGTERM to the parent stops the children (the port goes quiet)."""
+    import time
+
+    proc = _serve(["--toy", "--port", "0", "--processes", "2", "--log-level", "ERROR"])
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("regnn serve: toy on ws://127.0.0.1:") and "2 processes" in line
+        u = line.split(" on ", 1)[1].split()[0]
+        seen = {(h["process"], h["processes"]) for h in (health(u) for _ in range(40))}
+        assert seen == {(1, 2), (2, 2)}  # 40 connections, both processes
+        face, audio = speaker(6, 16)
+        for seed in (1, 2, 3):
+            out = run_session(u, face, audio, k=2, seed=seed, step=4)
+            np.testing.assert_allclose(out, reference(face, audio, 2, seed, 4), atol=1e-4)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
+    deadline = time.monotonic() + 20
+    while True:  # no child left listening
+        try:
+            health(u)
+        except (OSError, urllib.error.URLError):
+            break
+        assert time.monotonic() < deadline, "a server process still answers"
+        time.sleep(0.5)
+
+
+def test_cli_serve_processes_report_a_child_that_cannot_start(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture
+                                                              ) -> None:
+    from regnn.cli import main
+
+    assert main(["serve", "--toy", "--processes", "0"]) == 2
+    assert "--processes must be >= 1" in capsys.readouterr().err
+    # the children load the run: a folder that is not one is reported by the parent
+    assert main(["serve", "--run", str(tmp_path), "--port", "0", "--processes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "server process" in err and "is not a training run" in err

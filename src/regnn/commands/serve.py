@@ -48,6 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Bearer TOKEN' or ?token=TOKEN); visible to other users "
                                    "in the process list: prefer --token-file")
     p.add_argument("--token-file", help="read the required token from this file")
+    p.add_argument("--processes", type=int, default=1,
+                   help="server processes sharing the port (SO_REUSEPORT; Linux, BSD, macOS): "
+                        "the kernel spreads connections over them, each with its own model "
+                        "copy, sessions (--max-sessions each) and /health counters; one "
+                        "process uses little more than one core, as its Python work holds "
+                        "one interpreter lock")
     p.add_argument("--compression", action="store_true",
                    help="offer permessage-deflate (JSON messages shrink ~3x on slow links, at a "
                         "CPU cost per message; off by default: float32 frames barely compress)")
@@ -136,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.run and args.toy:
         raise ConfigError("give either --run or --toy, not both")
-    for name in ("k_max", "max_sessions", "workers", "threads", "max_connections"):
+    for name in ("k_max", "max_sessions", "workers", "threads", "max_connections", "processes"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
     if not 0 <= args.port <= 65535:
@@ -154,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
             import secrets
 
             token, generated = secrets.token_urlsafe(24), True
+    if args.processes > 1:
+        return run_processes(args, token, generated)
     factory, model_name = make_factory(args.run, args.toy, args.checkpoint, args.device)
     import asyncio
     import contextlib
@@ -199,3 +207,148 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     return 0
+
+
+def _serve_child(args: argparse.Namespace, token: str | None, port: int, index: int,
+                 ready: object) -> None:
+    """One of ``--processes`` servers (a spawned process): the model, the warm-up and a
+    :class:`~regnn.online.server.ReactionServer` bound with SO_REUSEPORT to the shared port;
+    reports ``(index, error or None)`` on ``ready`` and serves until terminated."""
+    from regnn import mkl
+
+    mkl.apply_vendor_fix()  # a process entry point: before torch loads
+    import asyncio
+    import contextlib
+    import logging
+    import signal
+
+    import torch
+
+    from regnn.online.server import ReactionServer
+
+    try:
+        logging.basicConfig(level=args.log_level.upper(),
+                            format=f"%(asctime)s [{index + 1}] %(name)s %(message)s")
+        torch.set_num_threads(args.threads)
+        factory, model_name = make_factory(args.run, args.toy, args.checkpoint, args.device)
+        warm_up(factory)
+        server = ReactionServer(factory, args.host, port, k_max=args.k_max,
+                                max_sessions=args.max_sessions, workers=args.workers,
+                                model_name=model_name, max_connections=args.max_connections,
+                                start_timeout=args.start_timeout,
+                                allowed_origins=args.allow_origin, token=token,
+                                compression=args.compression, reuse_port=True,
+                                process=(index + 1, args.processes))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it
+        ready.put((index, f"{type(exc).__name__}: {exc}"))  # type: ignore[attr-defined]
+        return
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        with contextlib.suppress(NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            await server.start()
+        except OSError as exc:
+            ready.put((index, f"cannot listen on {args.host}:{port}: {exc}"))  # type: ignore[attr-defined]
+            return
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it
+            ready.put((index, f"{type(exc).__name__}: {exc}"))  # type: ignore[attr-defined]
+            return
+        ready.put((index, None))  # type: ignore[attr-defined]
+        try:
+            await asyncio.Future()
+        finally:
+            await server.stop()
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the children (SIGTERM)
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(main())
+
+
+def run_processes(args: argparse.Namespace, token: str | None, generated: bool) -> int:
+    """``--processes N``: reserve the port (``--port 0``: a free one), start N servers on it
+    with SO_REUSEPORT, print the URL when every one listens, and stop them all on Ctrl-C /
+    SIGTERM or when one of them dies."""
+    import multiprocessing as mp
+    import queue
+    import signal
+    import socket
+    import time
+
+    from regnn.errors import ConfigError
+
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ConfigError("--processes needs SO_REUSEPORT, which this system lacks; "
+                          "run one process per port behind a proxy instead")
+    if args.toy == bool(args.run):
+        raise ConfigError("give --run RUN (an online run from regnn train --online) or --toy")
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    holder = socket.socket(family, socket.SOCK_STREAM)  # keeps the port while children bind
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        holder.bind((args.host.strip("[]"), args.port))
+    except OSError as exc:
+        holder.close()
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    port = holder.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    ready = ctx.Queue()
+    children = [ctx.Process(target=_serve_child, args=(args, token, port, i, ready),
+                            name=f"regnn-serve-{i + 1}")  # not daemonic: each has a parser
+                for i in range(args.processes)]
+
+    def stop_all() -> None:
+        for c in children:
+            if c.is_alive():
+                c.terminate()
+        for c in children:
+            c.join(timeout=10)
+            if c.is_alive():
+                c.kill()
+
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:  # noqa: ARG001
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        for c in children:
+            c.start()
+        deadline, up = time.monotonic() + 300, 0
+        while up < args.processes:
+            if stopping:
+                return 0
+            try:
+                index, error = ready.get(timeout=1.0)
+            except queue.Empty:
+                if time.monotonic() > deadline or not all(c.is_alive() for c in children):
+                    raise ConfigError("a server process did not start (see its log above)"
+                                      ) from None
+                continue
+            if error is not None:
+                raise ConfigError(f"server process {index + 1}: {error}")
+            up += 1
+        holder.close()
+        name = f"regnn-online ({args.run}, {args.checkpoint})" if args.run else "toy"
+        url = f"ws://{args.host}:{port}"
+        print(f"regnn serve: {name} on {url}  ({args.processes} processes; health: "
+              f"http://{args.host}:{port}/health answers from one of them; Ctrl-C stops)",
+              flush=True)
+        if generated:
+            print(f"regnn serve: generated token (clients send 'Authorization: Bearer TOKEN' "
+                  f"or connect to {url}/?token=TOKEN): {token}", flush=True)
+        while not stopping:
+            dead = [c for c in children if not c.is_alive()]
+            if dead:
+                raise ConfigError(f"server process {dead[0].name} exited "
+                                  f"(code {dead[0].exitcode}); stopping the others")
+            time.sleep(0.5)
+        print("regnn serve: stopped", flush=True)
+        return 0
+    finally:
+        holder.close()
+        stop_all()

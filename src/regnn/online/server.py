@@ -119,7 +119,8 @@ class ReactionServer:
                  max_message_bytes: int = protocol.MAX_MESSAGE_BYTES,
                  decimals: int = 5, max_connections: int = 64, start_timeout: float = 5.0,
                  allowed_origins: Iterable[str] = (), token: str | None = None,
-                 parse_process: bool = True, compression: bool = False) -> None:
+                 parse_process: bool = True, compression: bool = False,
+                 reuse_port: bool = False, process: tuple[int, int] = (1, 1)) -> None:
         self.factory, self.host, self.port = factory, host, port
         self.k_max, self.max_sessions, self.workers = k_max, max_sessions, workers
         self.model_name, self.max_message_bytes, self.decimals = (model_name, max_message_bytes,
@@ -131,6 +132,9 @@ class ReactionServer:
         # permessage-deflate off by default: it cost ~4 % of the server's CPU under load
         # (py-spy) to shrink loopback/LAN messages that are mostly float32 frames
         self.compression = compression
+        # several server processes on one port (regnn serve --processes): SO_REUSEPORT, and
+        # which of them this is (reported by /health: each process counts its own sessions)
+        self.reuse_port, self.process = reuse_port, process
         self.connections = 0
         self.refused = 0
         self.sessions = 0
@@ -164,7 +168,8 @@ class ReactionServer:
                                    process_request=self._http, max_size=self.max_message_bytes,
                                    max_queue=4, open_timeout=max(self.start_timeout, 1.0),
                                    ping_interval=20, ping_timeout=20,
-                                   compression="deflate" if self.compression else None)
+                                   compression="deflate" if self.compression else None,
+                                   reuse_port=self.reuse_port or None)
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
         self.started_at = time.time()
@@ -214,6 +219,8 @@ class ReactionServer:
             "sessions_total": self.sessions_total, "frames_served": self.frames_served,
             "errors": self.errors, "k_max": self.k_max, "fps": schema.FPS,
             "uptime_s": round(time.time() - self.started_at, 1),
+            # this process and how many serve the port (the counters above are its own)
+            "process": self.process[0], "processes": self.process[1],
             # per answered frames message: mean ms per stage, and the totals behind the means
             "timing_ms": {k: round(t / self.timed_messages * 1e3, 4) if self.timed_messages
                           else None for k, t in self.timing.items()},
