@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from regnn.commands._common import subcommand
 
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve_child(args: argparse.Namespace, token: str | None, port: int, index: int,
-                 ready: object) -> None:
+                 ready: Any) -> None:
     """One of ``--processes`` servers (a spawned process): the model, the warm-up and a
     :class:`~regnn.online.server.ReactionServer` bound with SO_REUSEPORT to the shared port;
     reports ``(index, error or None)`` on ``ready`` and serves until terminated."""
@@ -240,7 +241,7 @@ def _serve_child(args: argparse.Namespace, token: str | None, port: int, index: 
                                 compression=args.compression, reuse_port=True,
                                 process=(index + 1, args.processes))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it
-        ready.put((index, f"{type(exc).__name__}: {exc}"))  # type: ignore[attr-defined]
+        ready.put((index, f"{type(exc).__name__}: {exc}"))
         return
 
     async def main() -> None:
@@ -250,12 +251,12 @@ def _serve_child(args: argparse.Namespace, token: str | None, port: int, index: 
         try:
             await server.start()
         except OSError as exc:
-            ready.put((index, f"cannot listen on {args.host}:{port}: {exc}"))  # type: ignore[attr-defined]
+            ready.put((index, f"cannot listen on {args.host}:{port}: {exc}"))
             return
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it
-            ready.put((index, f"{type(exc).__name__}: {exc}"))  # type: ignore[attr-defined]
+            ready.put((index, f"{type(exc).__name__}: {exc}"))
             return
-        ready.put((index, None))  # type: ignore[attr-defined]
+        ready.put((index, None))
         try:
             await asyncio.Future()
         finally:
