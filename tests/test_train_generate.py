@@ -43,6 +43,12 @@ def test_train_writes_a_complete_run(trained_run, capsys):
     assert mc["inverse_forward_max_abs_error"] <= 1e-4
     assert mc["forward_inverse_max_abs_error"] <= 1e-4 and mc["converged"]
     assert all(b <= 0.9 + 1e-6 for b in summary["motor_lipschitz_bounds"])
+    # windows, not samples: with clip_windows > 1 a sample is a chunk of windows
+    chunk = cfg["train"]["clip_windows"]
+    assert chunk > 1 and summary["train_windows"] == summary["train_samples"] * chunk
+    per_epoch = sum(summary["seconds_per_epoch"]) / len(summary["seconds_per_epoch"])
+    assert summary["windows_per_s"] == pytest.approx(summary["train_windows"] / per_epoch,
+                                                     rel=2e-2)  # epochs rounded to ms
 
 
 def test_same_seed_same_checkpoint(trained_run, synthetic_root, tiny_config, tmp_path):

@@ -205,14 +205,17 @@ def train(config: RunConfig, data_root: str | Path, out_dir: str | Path, *, seed
             tmp.write_bytes(last.read_bytes())
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    windows = len(train_ds) * per_sample
     summary = {
         "model": config.model.name, "config": config.base, "seed": seed,
-        "epochs": trainer.current_epoch, "train_windows": len(train_ds),
+        # windows an epoch trains on: with clip_windows > 1 a sample is a chunk of windows
+        "epochs": trainer.current_epoch, "train_windows": windows,
+        "train_samples": len(train_ds),
         "processes": trainer.world_size, "batch_per_process": per_process,
         "parameters": sum(p.numel() for p in model.parameters()),
         "wall_s": round(wall, 2),
         "seconds_per_epoch": [round(x, 3) for x in timer.durations],
-        "windows_per_s": round(len(train_ds) / np.mean(timer.durations), 1)
+        "windows_per_s": round(windows / np.mean(timer.durations), 1)
         if timer.durations else None,
         "final_metrics": metrics,
         "best_checkpoint": str(out / "checkpoints" / "best.ckpt"),
