@@ -70,7 +70,8 @@ def _iterate_eager(y: torch.Tensor, iterations: int, w_qm: torch.Tensor, key_dim
         logits = qk[..., :key_dim] @ qk[..., key_dim:].transpose(-1, -2)
         if safe:
             logits = logits.masked_fill(~adjacency[:, None], float("-inf"))
-            logits = (logits - logits.amax(dim=-1, keepdim=True)).clamp_min(-80.0)  # EXP_FLOOR
+            # motor.EXP_FLOOR, written out: TorchScript does not resolve module globals here
+            logits = (logits - logits.amax(dim=-1, keepdim=True)).clamp_min(-80.0)
         a = logits.exp().transpose(1, 2).contiguous()
         coef = (a @ e_r).reciprocal() * w @ e_p
         x_new = y - (coef * a).transpose(1, 2).contiguous() @ s

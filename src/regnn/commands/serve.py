@@ -84,7 +84,7 @@ def make_factory(run_dir: str | None, toy: bool, checkpoint: str = "best",  # no
         raise ConfigError(f"{run_dir} holds an offline model ({module.config.model.name!r}), "
                           "which needs the whole clip before reacting; train an online one "
                           "with: regnn train --online ...")
-    module.online.motor_constants()  # compute the cached motor constants once, before sessions
+    module.online.net.motor.cached_constants()  # γ's SVDs once, before the first session
     name = f"regnn-online ({run_dir}, {checkpoint})"
     return (lambda k, seed, sigma: module.stream(k, seed, sigma)), name
 
@@ -164,51 +164,75 @@ def run(args: argparse.Namespace) -> int:
             token, generated = secrets.token_urlsafe(24), True
     if args.processes > 1:
         return run_processes(args, token, generated)
-    factory, model_name = make_factory(args.run, args.toy, args.checkpoint, args.device)
     import asyncio
-    import contextlib
+
+    server, model_name = _build_server(args, token, args.port)
+
+    def listening() -> None:
+        _announce(model_name, server.url, "", token if generated else None)
+
+    try:
+        asyncio.run(_serve_forever(server, listening))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("regnn serve: stopped", flush=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    return 0
+
+
+def _build_server(args: argparse.Namespace, token: str | None, port: int,
+                  log_prefix: str = "", **options: Any) -> tuple[Any, str]:
+    """Logging, torch threads, the model (warmed up) and its
+    :class:`~regnn.online.server.ReactionServer` (not started), with its model name;
+    ``options``: the server's multi-process settings."""
     import logging
 
     import torch
 
     from regnn.online.server import ReactionServer
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=args.log_level.upper(),
+                        format=f"%(asctime)s {log_prefix}%(name)s %(message)s")
     torch.set_num_threads(args.threads)
+    factory, model_name = make_factory(args.run, args.toy, args.checkpoint, args.device)
     warm_up(factory)
-    server = ReactionServer(factory, args.host, args.port, k_max=args.k_max,
+    server = ReactionServer(factory, args.host, port, k_max=args.k_max,
                             max_sessions=args.max_sessions, workers=args.workers,
                             model_name=model_name, max_connections=args.max_connections,
                             start_timeout=args.start_timeout,
                             allowed_origins=args.allow_origin, token=token,
-                            compression=args.compression)
+                            compression=args.compression, **options)
+    return server, model_name
 
-    async def main() -> None:
-        import signal
 
-        # SIGTERM (kill, systemd, docker stop) stops like Ctrl-C: the parser process and the
-        # model threads are shut down instead of left behind
-        task = asyncio.current_task()
-        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        await server.start()
-        print(f"regnn serve: {model_name} on {server.url}  "
-              f"(health: http://{server.host}:{server.port}/health; Ctrl-C stops)", flush=True)
-        if generated:
-            print(f"regnn serve: generated token (clients send 'Authorization: Bearer TOKEN' "
-                  f"or connect to {server.url}/?token=TOKEN): {token}", flush=True)
-        try:
-            await asyncio.Future()
-        finally:
-            await server.stop()
+async def _serve_forever(server: Any, listening: Any) -> None:
+    """Start ``server``, call ``listening()``, serve until cancelled, then stop it. SIGTERM
+    (kill, systemd, docker stop) stops like Ctrl-C: the parser process and the model threads
+    are shut down instead of left behind."""
+    import asyncio
+    import contextlib
+    import signal
 
+    task = asyncio.current_task()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    await server.start()
+    listening()
     try:
-        asyncio.run(main())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("regnn serve: stopped", flush=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-    return 0
+        await asyncio.Future()
+    finally:
+        await server.stop()
+
+
+def _announce(model_name: str, url: str, note: str, generated_token: str | None) -> None:
+    """The line clients (and bench_online.py) read: where the server listens; and the token
+    when one was generated."""
+    host_port = url.removeprefix("ws://")
+    print(f"regnn serve: {model_name} on {url}  ({note}health: http://{host_port}/health; "
+          "Ctrl-C stops)", flush=True)
+    if generated_token is not None:
+        print(f"regnn serve: generated token (clients send 'Authorization: Bearer TOKEN' "
+              f"or connect to {url}/?token=TOKEN): {generated_token}", flush=True)
 
 
 def _serve_child(args: argparse.Namespace, token: str | None, port: int, index: int,
@@ -221,51 +245,18 @@ def _serve_child(args: argparse.Namespace, token: str | None, port: int, index: 
     mkl.apply_vendor_fix()  # a process entry point: before torch loads
     import asyncio
     import contextlib
-    import logging
     import signal
 
-    import torch
-
-    from regnn.online.server import ReactionServer
-
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the children (SIGTERM)
     try:
-        logging.basicConfig(level=args.log_level.upper(),
-                            format=f"%(asctime)s [{index + 1}] %(name)s %(message)s")
-        torch.set_num_threads(args.threads)
-        factory, model_name = make_factory(args.run, args.toy, args.checkpoint, args.device)
-        warm_up(factory)
-        server = ReactionServer(factory, args.host, port, k_max=args.k_max,
-                                max_sessions=args.max_sessions, workers=args.workers,
-                                model_name=model_name, max_connections=args.max_connections,
-                                start_timeout=args.start_timeout,
-                                allowed_origins=args.allow_origin, token=token,
-                                compression=args.compression, reuse_port=True,
-                                process=(index + 1, args.processes))
+        server, _ = _build_server(args, token, port, f"[{index + 1}] ", reuse_port=True,
+                                  process=(index + 1, args.processes))
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(_serve_forever(server, lambda: ready.put((index, None))))
+    except OSError as exc:
+        ready.put((index, f"cannot listen on {args.host}:{port}: {exc}"))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it
         ready.put((index, f"{type(exc).__name__}: {exc}"))
-        return
-
-    async def main() -> None:
-        task = asyncio.current_task()
-        with contextlib.suppress(NotImplementedError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        try:
-            await server.start()
-        except OSError as exc:
-            ready.put((index, f"cannot listen on {args.host}:{port}: {exc}"))
-            return
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it
-            ready.put((index, f"{type(exc).__name__}: {exc}"))
-            return
-        ready.put((index, None))
-        try:
-            await asyncio.Future()
-        finally:
-            await server.stop()
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the children (SIGTERM)
-    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-        asyncio.run(main())
 
 
 def run_processes(args: argparse.Namespace, token: str | None, generated: bool) -> int:
@@ -336,13 +327,9 @@ def run_processes(args: argparse.Namespace, token: str | None, generated: bool) 
             up += 1
         holder.close()
         name = f"regnn-online ({args.run}, {args.checkpoint})" if args.run else "toy"
-        url = f"ws://{args.host}:{port}"
-        print(f"regnn serve: {name} on {url}  ({args.processes} processes; health: "
-              f"http://{args.host}:{port}/health answers from one of them; Ctrl-C stops)",
-              flush=True)
-        if generated:
-            print(f"regnn serve: generated token (clients send 'Authorization: Bearer TOKEN' "
-                  f"or connect to {url}/?token=TOKEN): {token}", flush=True)
+        _announce(name, f"ws://{args.host}:{port}",
+                  f"{args.processes} processes, each answering on its own; ",
+                  token if generated else None)
         while not stopping:
             dead = [c for c in children if not c.is_alive()]
             if dead:
