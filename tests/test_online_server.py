@@ -44,9 +44,11 @@ def reference(face: np.ndarray, audio: np.ndarray, k: int, seed: int, step: int)
     return np.concatenate(outs, axis=1)
 
 
-@pytest.fixture(scope="module")
-def url():
-    server = ReactionServer(toy_factory, "127.0.0.1", 0, max_sessions=6, model_name="toy")
+@pytest.fixture(scope="module", params=[2, 0], ids=["model-threads", "model-on-loop"])
+def url(request: pytest.FixtureRequest):
+    """A toy server whose model runs in 2 threads, or on its event loop (``workers=0``)."""
+    server = ReactionServer(toy_factory, "127.0.0.1", 0, max_sessions=6, model_name="toy",
+                            workers=request.param)
     with ServerThread(server) as u:
         yield u
 
@@ -219,8 +221,10 @@ def test_cli_serve_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "give --run RUN" in capsys.readouterr().err
     assert main(["serve", "--run", str(tmp_path)]) == 2
     assert "is not a training run" in capsys.readouterr().err
-    assert main(["serve", "--toy", "--workers", "0"]) == 2
-    assert "--workers must be >= 1" in capsys.readouterr().err
+    assert main(["serve", "--toy", "--workers", "-1"]) == 2
+    assert "--workers must be >= 0, got -1" in capsys.readouterr().err
+    assert main(["serve", "--toy", "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
 
 
 def test_stream_factory_refusals_are_reported_and_free_the_slot() -> None:

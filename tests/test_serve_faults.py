@@ -442,12 +442,14 @@ async def paced_session(url: str, frames: int, seed: int) -> list[float]:
     return lat
 
 
-def flood_run(sessions: int, frames: int, flooders: list[str]) -> dict:
+def flood_run(sessions: int, frames: int, flooders: list[str],
+              serve_args: tuple[str, ...] = ()) -> dict:
     """``regnn serve --toy`` in its own process, ``flooders`` (``nosession``/``session``)
     in their own processes, then ``sessions`` paced 25 fps sessions of ``frames`` frames;
     returns the round trips (ms) and what the flooders sent. Uses only options the server
     had before the fix, so the test can be run against it."""
-    proc = _serve(["--toy", "--port", "0", "--max-sessions", "32", "--log-level", "ERROR"])
+    proc = _serve(["--toy", "--port", "0", "--max-sessions", "32", "--log-level", "ERROR",
+                   *serve_args])
     floods: list[subprocess.Popen] = []
     try:
         line = proc.stdout.readline()
@@ -497,8 +499,12 @@ def report(tag: str, r: dict) -> str:
 P95_BOUND_MS = 1000.0
 
 
-def test_one_flooding_client_does_not_stall_real_time_sessions() -> None:
-    r = flood_run(sessions=3, frames=100, flooders=["nosession", "session"])
+@pytest.mark.parametrize("serve_args", [(), ("--workers", "0")], ids=["model-threads",
+                                                                      "model-on-loop"])
+def test_one_flooding_client_does_not_stall_real_time_sessions(serve_args: tuple[str, ...]
+                                                               ) -> None:
+    r = flood_run(sessions=3, frames=100, flooders=["nosession", "session"],
+                  serve_args=serve_args)
     print(report("flood test", r))
     assert r["alive"] and r["answered"] == [100] * 3, r["answered"]
     assert r["p95"] < P95_BOUND_MS, report("flood test", r)

@@ -34,8 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8765, help="TCP port (0: pick a free one)")
     p.add_argument("--k-max", type=int, default=10, help="largest K a session may ask for")
     p.add_argument("--max-sessions", type=int, default=32, help="concurrent sessions allowed")
-    p.add_argument("--workers", type=int, default=2,
-                   help="threads running the model (sessions are spread over them)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="threads running the model batches (default 2; with --processes, "
+                        "0); 0 computes the batches of small messages (the one-frame messages "
+                        "of paced sessions) on the event loop without a thread hand-off, "
+                        "best when a process has a core to itself, and large ones in one "
+                        "thread")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads per worker (1 is best for many small chunks)")
     p.add_argument("--max-connections", type=int, default=64,
@@ -144,9 +148,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.run and args.toy:
         raise ConfigError("give either --run or --toy, not both")
-    for name in ("k_max", "max_sessions", "workers", "threads", "max_connections", "processes"):
+    for name in ("k_max", "max_sessions", "threads", "max_connections", "processes"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.workers is None:  # a process per core: the model on its event loop
+        args.workers = 0 if args.processes > 1 else 2
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be >= 0, got {args.workers}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in [0, 65535], got {args.port}")
     if not 0 < args.start_timeout <= 3600:

@@ -1,11 +1,26 @@
 """The server's model batches: the pushes of the sessions due together, computed as one batch.
 
 :class:`Batcher` lives on the server's event loop. A session hands it its ``frames`` message
-(:meth:`Batcher.push`) and awaits the result; whenever a model worker is free, the batcher
-takes the queued pushes in arrival order, up to :data:`BATCH_FRAMES` speaker frames (at least
-one push: a 250-frame message runs in a batch of its own, so it delays no one else's), and
-computes them in the thread pool with :func:`~regnn.online.stream.push_many`, where the
-streams of one model share one forward pass. At most ``workers`` batches run at once.
+(:meth:`Batcher.push`) and awaits the result. A small message (at most
+:data:`INLINE_FRAMES` speaker frames and :data:`INLINE_SAMPLES` audio samples) to a stream
+that splits its push (:func:`~regnn.online.stream.splits_push`) is buffered right away on the
+loop (:func:`~regnn.online.stream.prepare_push`: a copy and the audio features of 40 ms): a
+paced session sends one frame per message and needs a chunk computed only every ``hop``
+frames, so most messages are answered without leaving the loop, and only the ones with
+chunks due wait for a model worker. Whenever a worker is free, the batcher takes the queued
+pushes in arrival order, up to :data:`BATCH_FRAMES` speaker frames (at least one push: a
+250-frame message runs in a batch of its own, so it delays no one else's), and computes them
+in the thread pool with :func:`~regnn.online.stream.finish_pushes` (large messages are
+buffered there too), where the streams of one model share one forward pass. At most
+``workers`` batches run at once.
+
+``on_loop=True`` (``regnn serve --workers 0``, the default of each ``--processes`` server)
+computes the small messages' batches on the event loop instead: the pushes that arrive in one
+turn of the loop form one batch, computed right after them. A server process that has one
+core to itself gains nothing from a model thread: the thread and the loop take turns with
+the interpreter lock on that core, and every hand-off (a thread wake-up, the loop's self-pipe,
+lock convoys) costs CPU. Large messages still go to the pool, so a 250-frame push never holds
+up the loop.
 """
 
 from __future__ import annotations
@@ -17,23 +32,39 @@ from typing import Any
 
 import numpy as np
 
-from regnn.online.stream import ReactionStream, push_many
+from regnn.online.stream import (
+    ChunkRequest,
+    ReactionStream,
+    finish_pushes,
+    prepare_push,
+    splits_push,
+)
 
 #: Speaker frames one model batch takes from the queue (at least one message): the frames of
 #: up to this many paced sessions (one frame each) go together.
 BATCH_FRAMES = 128
+
+#: A message with at most this many speaker frames and :data:`INLINE_SAMPLES` audio samples is
+#: buffered on the event loop (tens of microseconds); a larger one in a model worker, so that
+#: its audio features never hold up the loop.
+INLINE_FRAMES = 8
+INLINE_SAMPLES = 16_000
 
 
 class Batcher:
     """Queue of pushes and the batches computed from it (see the module docstring)."""
 
     def __init__(self, pool: concurrent.futures.Executor, workers: int,
-                 max_frames: int = BATCH_FRAMES) -> None:
+                 max_frames: int = BATCH_FRAMES, on_loop: bool = False) -> None:
         self.pool, self.workers, self.max_frames = pool, workers, max_frames
+        self.on_loop = on_loop
         self._queue: list[tuple[Any, ...]] = []
+        self._loop_queue: list[tuple[Any, ...]] = []  # on_loop: small pushes with chunks due
+        self._loop_scheduled = False
         self._running = 0
         self.messages = 0  # pushes computed
         self.batches = 0  # batches computed
+        self.inline = 0  # pushes answered on the loop (no chunk due)
 
     @property
     def mean_batch(self) -> float | None:
@@ -44,12 +75,51 @@ class Batcher:
                    ) -> tuple[Any, float, float]:
         """``stream.push(face, samples, sample_rate)`` in a batch: ``(result, began, done)``
         with the result an array of listener frames or the exception the push raised, and the
-        ``perf_counter`` times at which its batch began and its share of the batch ended."""
+        ``perf_counter`` times at which its batch began and its share of the batch ended
+        (for a message answered on the loop: when its buffering began and ended)."""
+        prepared: list[ChunkRequest] | None = None
+        if (len(face) <= INLINE_FRAMES and (samples is None or len(samples) <= INLINE_SAMPLES)
+                and splits_push(stream)):
+            began = time.perf_counter()
+            ready = prepare_push(stream, face, samples, sample_rate)
+            if not isinstance(ready, list):  # the input was refused
+                return ready, began, time.perf_counter()
+            if not ready:  # no chunk due: release the frames computed before
+                result = finish_pushes([(stream, ready)])[0]
+                self.inline += 1
+                return result, began, time.perf_counter()
+            prepared = ready
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
-        self._queue.append((stream, face, samples, sample_rate, fut))
-        self._start(loop)
+        job = (stream, face, samples, sample_rate, prepared, fut)
+        if prepared is not None and self.on_loop:
+            self._loop_queue.append(job)
+            if not self._loop_scheduled:  # after the callbacks ready now: their pushes join
+                self._loop_scheduled = True
+                loop.call_soon(self._loop_batch)
+        else:
+            self._queue.append(job)
+            self._start(loop)
         return await fut
+
+    def _loop_batch(self) -> None:
+        """``on_loop``: compute the queued small pushes as one batch on the event loop."""
+        self._loop_scheduled = False
+        jobs, self._loop_queue = self._loop_queue, []
+        began = time.perf_counter()
+        try:
+            results = finish_pushes([(j[0], j[4]) for j in jobs])
+        except BaseException as exc:  # a fault in the model: every push of the batch fails
+            for job in jobs:
+                if not job[5].done():
+                    job[5].set_exception(exc)
+            return
+        done = time.perf_counter()
+        self.messages += len(jobs)
+        self.batches += 1
+        for job, result in zip(jobs, results):
+            if not job[5].done():  # the session may be gone
+                job[5].set_result((result, began, began + (done - began) / len(jobs)))
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._queue and self._running < self.workers:
@@ -61,7 +131,7 @@ class Batcher:
                 take, frames = take + 1, frames + n
             jobs, self._queue = self._queue[:take], self._queue[take:]
             self._running += 1
-            work = loop.run_in_executor(self.pool, _timed_push_many, [j[:4] for j in jobs])
+            work = loop.run_in_executor(self.pool, _timed_push_many, [j[:5] for j in jobs])
             work.add_done_callback(lambda f, jobs=jobs: self._done(loop, jobs, f))
 
     def _done(self, loop: asyncio.AbstractEventLoop, jobs: list[tuple[Any, ...]],
@@ -73,17 +143,20 @@ class Batcher:
             results, began, done = work.result()
         except BaseException as exc:  # a fault in the model: every push of the batch fails
             for job in jobs:
-                if not job[4].done():
-                    job[4].set_exception(exc)
+                if not job[5].done():
+                    job[5].set_exception(exc)
         else:
             for job, result in zip(jobs, results):
-                if not job[4].done():  # the session may be gone
-                    job[4].set_result((result, began, began + (done - began) / len(jobs)))
+                if not job[5].done():  # the session may be gone
+                    job[5].set_result((result, began, began + (done - began) / len(jobs)))
         self._start(loop)
 
 
 def _timed_push_many(jobs: list[tuple[Any, ...]]) -> tuple[list[Any], float, float]:
-    """:func:`~regnn.online.stream.push_many` in a model worker, with its start and end."""
+    """The pushes ``(stream, face, samples, rate, prepared)`` of one batch in a model worker
+    (:func:`~regnn.online.stream.prepare_push` where the loop did not, then
+    :func:`~regnn.online.stream.finish_pushes`), with the batch's start and end."""
     began = time.perf_counter()
-    results = push_many(jobs)  # type: ignore[arg-type]
+    results = finish_pushes([(j[0], j[4] if j[4] is not None else prepare_push(*j[:4]))
+                             for j in jobs])
     return results, began, time.perf_counter()

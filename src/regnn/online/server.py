@@ -107,7 +107,8 @@ class ReactionServer:
     ``factory(k, seed, sigma) -> ReactionStream`` makes one session's stream; ``k_max`` bounds
     the K a client may ask for; ``max_sessions`` bounds concurrent sessions (a further ``start``
     is answered with an ``error`` of code ``busy``); ``workers`` is the size of the model's
-    thread pool; ``model_name`` is reported by ``/health`` and ``started``.
+    thread pool (0: the batches of small messages are computed on the event loop, the rest in
+    one thread; see :mod:`regnn.online.batching`); ``model_name`` is reported by ``/health`` and ``started``.
     ``max_connections`` bounds open WebSocket connections (503 beyond), ``start_timeout``
     closes connections without ``start``; ``allowed_origins`` and ``token``: see the module
     docstring; ``parse_process=False`` parses large messages in a thread instead (tests).
@@ -157,10 +158,12 @@ class ReactionServer:
     async def start(self) -> None:
         from websockets.asyncio.server import serve
 
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.workers,
+        threads = max(self.workers, 1)
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads,
                                                            thread_name_prefix="regnn-model")
-        # the sessions due together are computed as one batch (regnn.online.batching)
-        self._batcher = Batcher(self._pool, self.workers)
+        # the sessions due together are computed as one batch (regnn.online.batching);
+        # workers=0: the small messages' batches on the loop, the rest in one thread
+        self._batcher = Batcher(self._pool, threads, on_loop=self.workers == 0)
         self._parser = self._new_parser()
         # max_queue: at most 4 unread messages buffered per connection (memory bound);
         # open_timeout: a TCP connection that never completes the handshake is dropped
@@ -227,6 +230,8 @@ class ReactionServer:
             "timing_total_s": {k: round(t, 6) for k, t in self.timing.items()},
             "timing_messages": self.timed_messages,
             "batch_mean": None if self._batcher is None else self._batcher.mean_batch,
+            # frames messages answered on the loop (no chunk due), not through a model worker
+            "answered_inline": 0 if self._batcher is None else self._batcher.inline,
         }
 
     # -- HTTP ---------------------------------------------------------------------------------

@@ -300,31 +300,56 @@ def push_many(jobs: list[tuple[ReactionStream, np.ndarray, np.ndarray | None, in
     :class:`~regnn.errors.RegnnError` leaves that stream unchanged). The chunks of all
     :class:`ChunkedStream` jobs are computed by their class's
     :meth:`~ChunkedStream.compute_chunks` in one call per class, so streams of one model share
-    one forward pass. A stream may appear once per call."""
-    results: list[np.ndarray | Exception | None] = [None] * len(jobs)
+    one forward pass. A stream may appear once per call. It is :func:`prepare_push` of each job
+    followed by :func:`finish_pushes`."""
+    return finish_pushes([(job[0], prepare_push(*job)) for job in jobs])
+
+
+def splits_push(stream: ReactionStream) -> bool:
+    """Whether ``stream``'s push is :class:`ChunkedStream`'s two halves (``prepare`` buffers,
+    ``compute_chunks`` computes, ``complete`` releases), so the cheap halves can run apart from
+    the computation."""
+    return isinstance(stream, ChunkedStream) and type(stream).push is ChunkedStream.push
+
+
+def prepare_push(stream: ReactionStream, face: np.ndarray, samples: np.ndarray | None,
+                 rate: int | None) -> list[ChunkRequest] | np.ndarray | Exception:
+    """The first half of a push, cheap for a small message: a :class:`ChunkedStream` buffers
+    the input and lists the chunks due (:meth:`ChunkedStream.prepare`); a stream with a push of
+    its own is pushed whole. It returns the chunk requests still to compute (a list, maybe
+    empty) or a finished result: listener frames, or the exception the input raised (returned,
+    not raised: it fails this job only)."""
+    try:
+        if not splits_push(stream):
+            return stream.push(face, samples, rate)
+        return stream.prepare(face, samples, rate)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - handed back: this job fails, not the others
+        return exc
+
+
+def finish_pushes(prepared: list[tuple[ReactionStream, list[ChunkRequest] | np.ndarray
+                                       | Exception]]) -> list[np.ndarray | Exception]:
+    """The second half of :func:`push_many`: compute the chunk requests of every prepared
+    stream, one :meth:`ChunkedStream.compute_chunks` call per stream class (streams of one
+    model share one forward pass), and release each stream's frames; finished results pass
+    through."""
+    results: list[np.ndarray | Exception | None] = [None] * len(prepared)
     requests: dict[type, list[tuple[int, ChunkedStream, ChunkRequest]]] = {}
-    counts: dict[int, int] = {}
-    for i, (stream, face, samples, rate) in enumerate(jobs):
-        # a stream with a push of its own (not the two halves) is pushed alone
-        alone = not isinstance(stream, ChunkedStream) or type(stream).push is not \
-            ChunkedStream.push
-        try:
-            if alone:
-                results[i] = stream.push(face, samples, rate)
-                continue
-            reqs = stream.prepare(face, samples, rate)  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001 - handed back: this job fails, not the others
-            results[i] = exc
+    pending: list[int] = []
+    for i, (stream, p) in enumerate(prepared):
+        if not isinstance(p, list):
+            results[i] = p
             continue
-        counts[i] = len(reqs)
-        requests.setdefault(type(stream), []).extend((i, stream, r) for r in reqs)
-    chunks: dict[int, list[np.ndarray]] = {i: [] for i in counts}
+        assert isinstance(stream, ChunkedStream)
+        pending.append(i)
+        requests.setdefault(type(stream), []).extend((i, stream, r) for r in p)
+    chunks: dict[int, list[np.ndarray]] = {i: [] for i in pending}
     for cls, items in requests.items():
         computed = cls.compute_chunks([(stream, r) for _, stream, r in items])
         for (i, _, _), chunk in zip(items, computed):
             chunks[i].append(chunk)
-    for i in counts:
-        results[i] = jobs[i][0].complete(chunks[i])  # type: ignore[union-attr]
+    for i in pending:
+        results[i] = prepared[i][0].complete(chunks[i])  # type: ignore[union-attr]
     return results  # type: ignore[return-value]
 
 
