@@ -108,7 +108,8 @@ class ReactionServer:
     the K a client may ask for; ``max_sessions`` bounds concurrent sessions (a further ``start``
     is answered with an ``error`` of code ``busy``); ``workers`` is the size of the model's
     thread pool (0: the batches of small messages are computed on the event loop, the rest in
-    one thread; see :mod:`regnn.online.batching`); ``model_name`` is reported by ``/health`` and ``started``.
+    one thread; see :mod:`regnn.online.batching`); ``model_name`` is reported by ``/health``
+    and ``started``.
     ``max_connections`` bounds open WebSocket connections (503 beyond), ``start_timeout``
     closes connections without ``start``; ``allowed_origins`` and ``token``: see the module
     docstring; ``parse_process=False`` parses large messages in a thread instead (tests).
