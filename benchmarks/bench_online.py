@@ -208,6 +208,35 @@ def timing_row(before: dict, after: dict) -> str:
     return f"  server time per message (ms, {n} messages): " + ", ".join(parts)
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (Linux ``/proc``; empty elsewhere)."""
+    kids: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kids.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(kids.get(pid, []))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (Linux ``/proc``; NaN elsewhere)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan") if not Path("/proc").exists() else total
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def bench_load(run: str | None, levels: list[int], seconds: float, k: int,
                workers: int | None, stagger: int = 8, binary: bool = False,
                compression: bool = False, processes: int = 1) -> None:
@@ -219,12 +248,21 @@ def bench_load(run: str | None, levels: list[int], seconds: float, k: int,
         print(f"session starts spread over {stagger} frame periods ({stagger * 40} ms); "
               f"messages {'binary' if binary else 'JSON'}")
         best = 0
+        servers = process_tree(proc.pid)
         for n in levels:
             before = health(url)
+            cpu0, own0, wall = cpu_seconds(servers), time.process_time(), time.perf_counter()
             res = asyncio.run(load_level(url, n, seconds, k, stagger, binary))
+            cpu, own = cpu_seconds(servers) - cpu0, time.process_time() - own0
+            wall = time.perf_counter() - wall
             if level_row(res, n, seconds, k):
                 best = n
             print(timing_row(before, health(url)), flush=True)
+            sent = sum(r["frames"] for r in res)
+            print(f"  CPU per message (ms): server processes {cpu / sent * 1e3:.3f}, load "
+                  f"generator {own / sent * 1e3:.3f} | cores busy over the level's {wall:.1f} s: "
+                  f"server {cpu / wall:.2f}, generator {own / wall:.2f} (of {os.cpu_count()})",
+                  flush=True)
         print(f"largest N with every session in real time: {best} (target >= 128)")
     finally:
         proc.terminate()

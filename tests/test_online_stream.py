@@ -200,3 +200,30 @@ def test_sessions_pushed_together_match_sessions_pushed_alone(model: OnlineREGNN
         assert g.shape == w.shape == (batch[j].k, 40, 25)
         np.testing.assert_allclose(g, w, atol=1e-4)
     assert batch[0].frames_in == 40  # the refused push left the stream unchanged
+
+
+def test_batched_window_noise_equals_each_stream_alone_and_carries_over(model: OnlineREGNN
+                                                                         ) -> None:
+    """The server draws the "residual" noise of a batch's streams together; each stream must
+    get exactly its own draws (its generator, its AR(1) state), whether it is at its first
+    window or further on, and a window's first D - H frames are the previous window's last
+    (one noise value per node and listener frame, module docstring)."""
+    import copy
+
+    from regnn.online.model import REGNNStream
+
+    noisy = copy.deepcopy(model)
+    noisy.net.resid_sq.fill_(0.04)  # an untrained model has zero residual noise
+    noisy.net.resid_step_sq.fill_(0.01)
+    D, H = noisy.graph, noisy.hop
+    fresh, ahead = noisy.stream(k=2, seed=5), noisy.stream(k=2, seed=6)
+    fresh_ref, ahead_ref = noisy.stream(k=2, seed=5), noisy.stream(k=2, seed=6)
+    ahead._advance_noise()
+    ahead_ref._advance_noise()
+    before = ahead._eps.clone()
+    got = REGNNStream._advance_noise_many([fresh, ahead])
+    want = torch.stack([fresh_ref._advance_noise(), ahead_ref._advance_noise()])
+    assert got.shape == (2, 2, 25, D) and got.abs().min() > 0
+    assert torch.equal(got, want)
+    assert torch.equal(got[1, :, :, :D - H], before[:, :, H:])
+    assert not torch.equal(got[0], got[1])

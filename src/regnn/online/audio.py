@@ -46,6 +46,9 @@ class StreamingLogMel:
 
     ``push`` takes mono ``(n,)`` or ``(n, channels)`` samples (channels are averaged) and
     returns the frames that became computable. ``frames`` counts the frames returned so far.
+    ``push`` is :meth:`add` (buffer the samples) and :meth:`drain` (compute the frames they
+    complete); a stream calls them apart to compute the frames of several pushes in one FFT
+    call when it needs them (:meth:`pending` counts the frames computable but not computed).
     """
 
     def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
@@ -67,6 +70,11 @@ class StreamingLogMel:
         self.frames = 0
 
     def push(self, samples: np.ndarray) -> np.ndarray:
+        self.add(samples)
+        return self.drain()
+
+    def add(self, samples: np.ndarray) -> None:
+        """Buffer samples (resampled to 16 kHz) without computing frames."""
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim == 2:
             x = x.mean(axis=1)
@@ -77,7 +85,10 @@ class StreamingLogMel:
         if x.size:
             self._buf = np.concatenate([self._buf, x])
             self._received += x.size
-        return self._drain()
+
+    def pending(self) -> int:
+        """Frames computable from the samples received but not yet returned."""
+        return max(self.available() - self.frames, 0)
 
     def available(self) -> int:
         """Frames computable from the samples received so far (returned or not)."""
@@ -85,12 +96,14 @@ class StreamingLogMel:
         return 0 if need < 0 else need // HOP + 1
 
     def frames_after(self, n_samples: int) -> int:
-        """An upper bound of the new frames that pushing ``n_samples`` more samples gives."""
+        """An upper bound of the frames that ``n_samples`` more samples make computable
+        (beyond :meth:`available`)."""
         n16 = -(-int(n_samples) * SAMPLE_RATE // self.sample_rate) + 1
         need = self._received + n16 - N_FFT // 2
-        return max(0, (0 if need < 0 else need // HOP + 1) - self.frames)
+        return max(0, (0 if need < 0 else need // HOP + 1) - self.available())
 
-    def _drain(self) -> np.ndarray:
+    def drain(self) -> np.ndarray:
+        """The frames computable and not yet returned ``(n, 64)``, in one FFT call."""
         n_new = self.available() - self.frames
         if n_new <= 0:
             return np.zeros((0, N_MELS), dtype=np.float32)

@@ -205,12 +205,25 @@ class REGNNStream(ChunkedStream):
         if self.noise != "residual":
             return sample_noise((self.k, NUM_ATTRIBUTES, frames), self.sigma, self.noise,
                                 self.generator, torch.device("cpu"), reduce_dims=(1, 2))
-        eps = torch.randn((self.k, NUM_ATTRIBUTES, frames), generator=self.generator,
-                          device=rng_device(self.generator)).cpu()
         std, rho = (v.cpu() for v in self.model.net.residual_noise())
-        out = ar1_filter(eps.double().numpy(), rho.double().numpy(), self._ar)
-        self._ar = out[..., -1]
-        return (torch.from_numpy(out) * (std * self.noise_scale)[None, :, None].double()).float()
+        return self._residual_noise([self], frames, std, rho)[0]
+
+    @staticmethod
+    def _residual_noise(streams: list[REGNNStream], frames: int, std: torch.Tensor,
+                        rho: torch.Tensor) -> torch.Tensor:
+        """``(S, K, I, frames)``: each stream's next "residual" noise, its white noise drawn
+        from its own generator and the AR(1) filters of all streams run as one (the same
+        float64 arithmetic per element as one stream alone, so batching changes nothing)."""
+        w = torch.stack([torch.randn((s.k, NUM_ATTRIBUTES, frames), generator=s.generator,
+                                     device=rng_device(s.generator)).cpu() for s in streams])
+        prev = [s._ar for s in streams]
+        fresh = prev[0] is None
+        out = ar1_filter(w.double().numpy(), rho.double().numpy(),
+                         None if fresh else np.stack(prev))  # type: ignore[arg-type]
+        for s, o in zip(streams, out):
+            s._ar = o[..., -1]
+        scale = torch.stack([std * s.noise_scale for s in streams]).double()  # (S, I)
+        return (torch.from_numpy(out) * scale[:, None, :, None]).float()
 
     def _advance_noise(self) -> torch.Tensor:
         D, H = self.context, self.hop
@@ -219,6 +232,26 @@ class REGNNStream(ChunkedStream):
         else:
             self._eps = torch.cat([self._eps[:, :, H:], self._new_noise(H)], dim=2)
         return self._eps
+
+    @staticmethod
+    def _advance_noise_many(streams: list[REGNNStream]) -> torch.Tensor:
+        """``(S, K, I, D)``: :meth:`_advance_noise` of each stream (streams of one model and
+        K), the "residual" noise of the streams at the same point (first window or not)
+        drawn and filtered together."""
+        if any(s.noise != "residual" for s in streams):
+            return torch.stack([s._advance_noise() for s in streams])
+        first = streams[0]
+        D, H = first.context, first.hop
+        std, rho = (v.cpu() for v in first.model.net.residual_noise())
+        starting = [s._eps is None for s in streams]  # before any stream advances
+        for start in (True, False):
+            group = [s for s, first_window in zip(streams, starting) if first_window == start]
+            if not group:
+                continue
+            new = REGNNStream._residual_noise(group, D if start else H, std, rho)
+            for s, n in zip(group, new):
+                s._eps = n if start else torch.cat([s._eps[:, :, H:], n], dim=2)
+        return torch.stack([s._eps for s in streams])  # type: ignore[misc]
 
     def _chunk(self, face: np.ndarray, audio: np.ndarray | None, t: int) -> np.ndarray:
         return self.compute_chunks([(self, (face, audio, t))])[0]
@@ -266,15 +299,18 @@ class REGNNStream(ChunkedStream):
         a = (torch.from_numpy(np.stack([r[1] for _, r in items])).to(dev)
              if items[0][1][1] is not None else None)
         modes, logits, edges, adjacency = net.mixture(f, a)  # (B, Q, I, D)
-        latents = []
-        for b, (s, _) in enumerate(items):
+        streams = [s for s, _ in items]
+        for b, s in enumerate(streams):
             assert isinstance(s, REGNNStream)
             if s._pick is None:  # each reaction keeps the component it draws at the start
                 cdf = torch.softmax(logits[b].double().cpu(), -1).cumsum(-1)
                 pick = (cdf[None] <= s._u[:, None]).sum(-1).clamp_(max=modes.shape[1] - 1)
                 s._pick = pick.to(dev)  # moved once, not every chunk
-            latents.append(modes[b, s._pick] + s._advance_noise().to(dev))  # (K, I, D)
-        x, info = first.model.decode(torch.stack(latents), edges, adjacency)  # (B, K, D, 25)
+        picks = torch.stack([s._pick for s in streams])  # type: ignore[union-attr,misc]
+        rows = torch.arange(len(streams), device=dev)[:, None]
+        noise = REGNNStream._advance_noise_many(streams)  # type: ignore[arg-type]
+        latents = modes[rows, picks] + noise.to(dev)  # (B, K, I, D)
+        x, info = first.model.decode(latents, edges, adjacency)  # (B, K, D, 25)
         w = x.cpu().numpy()
         out = []
         for b, (s, _) in enumerate(items):

@@ -146,7 +146,6 @@ class ChunkedStream(ReactionStream):
         :meth:`compute_chunks` (possibly together with other streams' chunks, see
         :func:`push_many`) and hand the results to :meth:`complete`."""
         face = self._check_face(face_frames)
-        feats = None
         if self.uses_audio and audio_samples is not None and np.size(audio_samples):
             if sample_rate is None:
                 raise DataError("audio samples were given without a sample rate")
@@ -157,10 +156,10 @@ class ChunkedStream(ReactionStream):
             # refuse before any state changes (an upper bound of the frames the audio adds)
             self._check_lag(face.shape[0], logmel.frames_after(np.shape(audio_samples)[0]))
             self._logmel = logmel
-            feats = logmel.push(audio_samples)
+            logmel.add(audio_samples)  # features are computed when a chunk needs them
         else:
             self._check_lag(face.shape[0], 0)
-        self._append(face, feats)
+        self._append(face, None)
         return self._requests()
 
     @classmethod
@@ -201,7 +200,7 @@ class ChunkedStream(ReactionStream):
         (bounded memory per session); a push that reduces the gap is always accepted."""
         if not self.uses_audio:
             return
-        before = self._n_face - self._n_audio
+        before = self._n_face - self._audio_frames()
         after = before + n_face - n_audio
         if abs(after) > self.max_lag and abs(after) > abs(before):
             ahead, behind = ("face frames", "audio") if after > 0 else ("audio", "face frames")
@@ -209,8 +208,13 @@ class ChunkedStream(ReactionStream):
                             f"(at most {self.max_lag}); send the {behind} that go with them")
 
     # -- internals ---------------------------------------------------------------------------
+    def _audio_frames(self) -> int:
+        """Audio feature frames received: buffered, plus computable from the samples
+        received (computed only when a chunk needs them, several pushes in one FFT call)."""
+        return self._n_audio + (self._logmel.pending() if self._logmel is not None else 0)
+
     def _ready(self) -> int:
-        return min(self._n_face, self._n_audio) if self.uses_audio else self._n_face
+        return min(self._n_face, self._audio_frames()) if self.uses_audio else self._n_face
 
     def _append(self, face: np.ndarray, audio: np.ndarray | None) -> None:
         if self._first_face is None and face.shape[0]:
@@ -257,6 +261,8 @@ class ChunkedStream(ReactionStream):
         first frame the pending chunk does not cover, every ``hop`` frames."""
         ready = self._ready()
         t = max(self._done, self._pending_start + self._pending.shape[1])
+        if t < ready and self._logmel is not None and self._logmel.pending():
+            self._append(np.zeros((0, self.face_dim), np.float32), self._logmel.drain())
         out = []
         while t < ready:
             face = self._window(self._face, self._first_face, t).copy()
