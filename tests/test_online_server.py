@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -223,6 +224,8 @@ def test_cli_serve_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "is not a training run" in capsys.readouterr().err
     assert main(["serve", "--toy", "--workers", "-1"]) == 2
     assert "--workers must be >= 0, got -1" in capsys.readouterr().err
+    assert main(["serve", "--toy", "--batch-wait", "-1"]) == 2
+    assert "--batch-wait must be in [0, 1000] ms, got -1" in capsys.readouterr().err
     assert main(["serve", "--toy", "--threads", "0"]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
 
@@ -344,3 +347,40 @@ def test_cli_serve_processes_report_a_child_that_cannot_start(tmp_path: Path,
     assert main(["serve", "--run", str(tmp_path), "--port", "0", "--processes", "2"]) == 2
     err = capsys.readouterr().err
     assert "server process" in err and "is not a training run" in err
+
+
+@pytest.mark.parametrize("wait, max_frames, batches", [(0.2, 128, 1), (0.0, 128, 3),
+                                                       (0.2, 2, 2)])
+def test_on_loop_batches_gather_the_chunks_due_within_the_wait(wait: float, max_frames: int,
+                                                               batches: int) -> None:
+    """--workers 0: a push with a chunk due waits ``wait`` seconds for others (one batch for
+    three sessions 10 ms apart), none without a wait, and a batch that reaches ``max_frames``
+    speaker frames runs at once; pushes without a chunk due never wait for a batch."""
+    import asyncio
+    import concurrent.futures
+
+    from regnn.online.batching import Batcher
+
+    face, audio = speaker(0, 8)
+
+    async def run() -> tuple[Batcher, list[np.ndarray], float]:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(pool, 1, max_frames=max_frames, on_loop=True, wait=wait)
+            streams = [ToyStream(k=2, seed=i) for i in range(3)]
+
+            async def first_frame(i: int) -> np.ndarray:
+                await asyncio.sleep(0.01 * i)
+                out, _, _ = await batcher.push(streams[i], face[:1], audio[:HOP], SR)
+                return out
+
+            outs = await asyncio.gather(*(first_frame(i) for i in range(3)))
+            t = time.perf_counter()
+            out, _, _ = await batcher.push(streams[0], face[1:2], audio[HOP:2 * HOP], SR)
+            return batcher, [*outs, out], time.perf_counter() - t
+
+    batcher, outs, no_chunk_s = asyncio.run(run())
+    assert batcher.batches == batches and batcher.messages == 3 and batcher.inline == 1
+    assert no_chunk_s < wait / 2 or wait == 0  # frame 1 was computed with frame 0's chunk
+    for i, out in enumerate(outs[:3]):  # each session its own frames, as pushed alone
+        np.testing.assert_allclose(out, ToyStream(k=2, seed=i).push(face[:1], audio[:HOP], SR))
+    np.testing.assert_allclose(outs[3], reference(face[:2], audio[:2 * HOP], 2, 0, 1)[:, 1:])

@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of paced sessions) on the event loop without a thread hand-off, "
                         "best when a process has a core to itself, and large ones in one "
                         "thread")
+    p.add_argument("--batch-wait", type=float, default=8.0, metavar="MS",
+                   help="with --workers 0: milliseconds a message with a chunk due waits for "
+                        "other sessions' chunks to form one model batch (default 8; 0: "
+                        "compute at once). Paced sessions' chunks fall due spread over the "
+                        "frame period; a batch has a fixed cost, so under load waiting saves "
+                        "the CPU that decides how many sessions stay in real time")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads per worker (1 is best for many small chunks)")
     p.add_argument("--max-connections", type=int, default=64,
@@ -155,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
         args.workers = 0 if args.processes > 1 else 2
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    if not 0 <= args.batch_wait <= 1000:
+        raise ConfigError(f"--batch-wait must be in [0, 1000] ms, got {args.batch_wait:g}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in [0, 65535], got {args.port}")
     if not 0 < args.start_timeout <= 3600:
@@ -209,7 +217,8 @@ def _build_server(args: argparse.Namespace, token: str | None, port: int,
                             model_name=model_name, max_connections=args.max_connections,
                             start_timeout=args.start_timeout,
                             allowed_origins=args.allow_origin, token=token,
-                            compression=args.compression, **options)
+                            compression=args.compression,
+                            batch_wait=args.batch_wait / 1e3, **options)
     return server, model_name
 
 

@@ -15,8 +15,14 @@ buffered there too), where the streams of one model share one forward pass. At m
 ``workers`` batches run at once.
 
 ``on_loop=True`` (``regnn serve --workers 0``, the default of each ``--processes`` server)
-computes the small messages' batches on the event loop instead: the pushes that arrive in one
-turn of the loop form one batch, computed right after them. A server process that has one
+computes the small messages' batches on the event loop instead: the pushes with a chunk due
+that arrive within ``wait`` seconds of the first (``regnn serve --batch-wait``, default
+:data:`BATCH_WAIT`) form one batch, or fewer if they reach :data:`BATCH_FRAMES` frames first.
+Paced sessions start at any moment, so their chunks fall due spread over the frame period,
+and a batch formed of the pushes of one turn of the loop held 2-3 of them; a batch's fixed
+cost (~2.2 ms for the demo online model at K = 10, against ~1.2 ms per chunk) then dominated.
+Waiting a few milliseconds costs the few messages that carry a chunk that much latency and
+saves the CPU that decides how many sessions stay in real time. A server process that has one
 core to itself gains nothing from a model thread: the thread and the loop take turns with
 the interpreter lock on that core, and every hand-off (a thread wake-up, the loop's self-pipe,
 lock convoys) costs CPU. Large messages still go to the pool, so a 250-frame push never holds
@@ -50,17 +56,22 @@ BATCH_FRAMES = 128
 INLINE_FRAMES = 8
 INLINE_SAMPLES = 16_000
 
+#: Seconds the first push with a chunk due waits for others before an on-loop batch runs.
+BATCH_WAIT = 0.008
+
 
 class Batcher:
     """Queue of pushes and the batches computed from it (see the module docstring)."""
 
     def __init__(self, pool: concurrent.futures.Executor, workers: int,
-                 max_frames: int = BATCH_FRAMES, on_loop: bool = False) -> None:
+                 max_frames: int = BATCH_FRAMES, on_loop: bool = False,
+                 wait: float = BATCH_WAIT) -> None:
         self.pool, self.workers, self.max_frames = pool, workers, max_frames
-        self.on_loop = on_loop
+        self.on_loop, self.wait = on_loop, wait
         self._queue: list[tuple[Any, ...]] = []
         self._loop_queue: list[tuple[Any, ...]] = []  # on_loop: small pushes with chunks due
-        self._loop_scheduled = False
+        self._loop_timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._loop_frames = 0  # speaker frames of the pushes in _loop_queue
         self._running = 0
         self.messages = 0  # pushes computed
         self.batches = 0  # batches computed
@@ -94,9 +105,17 @@ class Batcher:
         job = (stream, face, samples, sample_rate, prepared, fut)
         if prepared is not None and self.on_loop:
             self._loop_queue.append(job)
-            if not self._loop_scheduled:  # after the callbacks ready now: their pushes join
-                self._loop_scheduled = True
-                loop.call_soon(self._loop_batch)
+            self._loop_frames += len(face)
+            full = self._loop_frames >= self.max_frames
+            if self._loop_timer is None or (full and isinstance(self._loop_timer,
+                                                                 asyncio.TimerHandle)):
+                if self._loop_timer is not None:
+                    self._loop_timer.cancel()
+                # after the callbacks ready now (their pushes join), or after `wait` seconds
+                # (the pushes of the next few milliseconds join too) unless the batch is full
+                self._loop_timer = (loop.call_later(self.wait, self._loop_batch)
+                                    if self.wait > 0 and not full
+                                    else loop.call_soon(self._loop_batch))
         else:
             self._queue.append(job)
             self._start(loop)
@@ -104,7 +123,7 @@ class Batcher:
 
     def _loop_batch(self) -> None:
         """``on_loop``: compute the queued small pushes as one batch on the event loop."""
-        self._loop_scheduled = False
+        self._loop_timer, self._loop_frames = None, 0
         jobs, self._loop_queue = self._loop_queue, []
         began = time.perf_counter()
         try:

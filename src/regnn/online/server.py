@@ -60,7 +60,7 @@ import numpy as np
 from regnn import schema
 from regnn.errors import RegnnError
 from regnn.online import protocol
-from regnn.online.batching import Batcher
+from regnn.online.batching import BATCH_WAIT, Batcher
 from regnn.online.stream import ReactionStream
 
 log = logging.getLogger("regnn.serve")
@@ -108,8 +108,9 @@ class ReactionServer:
     the K a client may ask for; ``max_sessions`` bounds concurrent sessions (a further ``start``
     is answered with an ``error`` of code ``busy``); ``workers`` is the size of the model's
     thread pool (0: the batches of small messages are computed on the event loop, the rest in
-    one thread; see :mod:`regnn.online.batching`); ``model_name`` is reported by ``/health``
-    and ``started``.
+    one thread; see :mod:`regnn.online.batching`); ``batch_wait``: with ``workers=0``, the
+    seconds a push with a chunk due waits for others to form a batch; ``model_name`` is
+    reported by ``/health`` and ``started``.
     ``max_connections`` bounds open WebSocket connections (503 beyond), ``start_timeout``
     closes connections without ``start``; ``allowed_origins`` and ``token``: see the module
     docstring; ``parse_process=False`` parses large messages in a thread instead (tests).
@@ -122,7 +123,8 @@ class ReactionServer:
                  decimals: int = 5, max_connections: int = 64, start_timeout: float = 5.0,
                  allowed_origins: Iterable[str] = (), token: str | None = None,
                  parse_process: bool = True, compression: bool = False,
-                 reuse_port: bool = False, process: tuple[int, int] = (1, 1)) -> None:
+                 reuse_port: bool = False, process: tuple[int, int] = (1, 1),
+                 batch_wait: float = BATCH_WAIT) -> None:
         self.factory, self.host, self.port = factory, host, port
         self.k_max, self.max_sessions, self.workers = k_max, max_sessions, workers
         self.model_name, self.max_message_bytes, self.decimals = (model_name, max_message_bytes,
@@ -137,6 +139,7 @@ class ReactionServer:
         # several server processes on one port (regnn serve --processes): SO_REUSEPORT, and
         # which of them this is (reported by /health: each process counts its own sessions)
         self.reuse_port, self.process = reuse_port, process
+        self.batch_wait = batch_wait
         self.connections = 0
         self.refused = 0
         self.sessions = 0
@@ -164,7 +167,8 @@ class ReactionServer:
                                                            thread_name_prefix="regnn-model")
         # the sessions due together are computed as one batch (regnn.online.batching);
         # workers=0: the small messages' batches on the loop, the rest in one thread
-        self._batcher = Batcher(self._pool, threads, on_loop=self.workers == 0)
+        self._batcher = Batcher(self._pool, threads, on_loop=self.workers == 0,
+                                wait=self.batch_wait)
         self._parser = self._new_parser()
         # max_queue: at most 4 unread messages buffered per connection (memory bound);
         # open_timeout: a TCP connection that never completes the handshake is dropped
