@@ -243,9 +243,10 @@ def _load_example() -> ModuleType:
 
 
 def test_online_step_and_example_loop_equal_the_torch_stream(
-        ort: ModuleType, online_export: tuple[Path, Path]) -> None:
+        ort: ModuleType, online_export: tuple[Path, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from regnn.models.runs import load_module
-    from regnn.online.model import open_stream
+    from regnn.online.model import REGNNStream, open_stream
 
     run, out = online_export
     meta = json.loads((out / "regnn_export.json").read_text())
@@ -255,14 +256,16 @@ def test_online_step_and_example_loop_equal_the_torch_stream(
     module = load_module(run)
     stream = open_stream(module, k=K, seed=3)
     noise: list[np.ndarray] = []
-    draw = stream._new_noise
+    draw = REGNNStream._residual_noise  # every stream's noise is drawn here, batched or not
 
-    def spy(frames: int) -> torch.Tensor:
-        eps = draw(frames)
-        noise.append(eps.numpy().transpose(0, 2, 1).copy())  # (K, frames, 25)
+    def spy(streams: list, frames: int, std: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
+        eps = draw(streams, frames, std, rho)
+        for s, e in zip(streams, eps):
+            if s is stream:
+                noise.append(e.numpy().transpose(0, 2, 1).copy())  # (K, frames, 25)
         return eps
 
-    stream._new_noise = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(REGNNStream, "_residual_noise", staticmethod(spy))
     rng = np.random.default_rng(0)
     T = 30
     face = rng.random((T, 25)).astype(np.float32)
