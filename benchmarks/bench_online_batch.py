@@ -1,6 +1,6 @@
 """Batched chunks of an online REGNN: cost per chunk when B sessions are computed together.
 
-    python benchmarks/bench_online_batch.py --run RUN_ONLINE [--k 10] [--batches 1,4,16,64]
+    python benchmarks/bench_online_batch.py [--run RUN_ONLINE] [--k 10] [--batches 1,4,16,64]
 
 For each B, B streams of one loaded model compute one chunk each through
 ``REGNNStream.compute_chunks`` (what ``regnn serve`` does for the sessions due in the same
@@ -23,7 +23,8 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", required=True, help="online run folder (regnn train --online)")
+    ap.add_argument("--run", help="online run folder (regnn train --online; default: an "
+                    "untrained demo-size online model)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--batches", default="1,4,16,64")
     ap.add_argument("--repeats", type=int, default=15)
@@ -37,7 +38,14 @@ def main() -> None:
     from regnn.online.model import REGNNStream
 
     torch.set_num_threads(1)
-    module = load_module(args.run, "best")
+    if args.run:
+        module = load_module(args.run, "best")
+    else:
+        from regnn.config import load_config, merge
+        from regnn.online.model import OnlineREGNN, online_overrides
+
+        torch.manual_seed(0)
+        module = OnlineREGNN(merge(load_config("demo"), online_overrides()).model).eval()
     rng = np.random.default_rng(0)
     short = R.SHORT_AR1
     for b in (int(x) for x in args.batches.split(",")):
