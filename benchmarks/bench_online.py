@@ -227,12 +227,14 @@ def process_tree(root: int) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds used so far by ``pids`` (Linux ``/proc``; NaN elsewhere)."""
+    if not Path("/proc/self/stat").exists():
+        return float("nan")
     total, tick = 0.0, os.sysconf("SC_CLK_TCK")
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan") if not Path("/proc").exists() else total
+        except OSError:  # the process has exited
+            continue
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
 

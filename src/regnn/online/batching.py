@@ -4,7 +4,8 @@
 (:meth:`Batcher.push`) and awaits the result. A small message (at most
 :data:`INLINE_FRAMES` speaker frames and :data:`INLINE_SAMPLES` audio samples) to a stream
 that splits its push (:func:`~regnn.online.stream.splits_push`) is buffered right away on the
-loop (:func:`~regnn.online.stream.prepare_push`: a copy and the audio features of 40 ms): a
+loop (:func:`~regnn.online.stream.prepare_push`: the frames and samples copied, their audio
+features left for when a chunk needs them): a
 paced session sends one frame per message and needs a chunk computed only every ``hop``
 frames, so most messages are answered without leaving the loop, and only the ones with
 chunks due wait for a model worker. Whenever a worker is free, the batcher takes the queued
@@ -129,16 +130,9 @@ class Batcher:
         try:
             results = finish_pushes([(j[0], j[4]) for j in jobs])
         except BaseException as exc:  # a fault in the model: every push of the batch fails
-            for job in jobs:
-                if not job[5].done():
-                    job[5].set_exception(exc)
-            return
-        done = time.perf_counter()
-        self.messages += len(jobs)
-        self.batches += 1
-        for job, result in zip(jobs, results):
-            if not job[5].done():  # the session may be gone
-                job[5].set_result((result, began, began + (done - began) / len(jobs)))
+            self._deliver(jobs, exc)
+        else:
+            self._deliver(jobs, (results, began, time.perf_counter()))
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._queue and self._running < self.workers:
@@ -156,19 +150,27 @@ class Batcher:
     def _done(self, loop: asyncio.AbstractEventLoop, jobs: list[tuple[Any, ...]],
               work: asyncio.Future) -> None:
         self._running -= 1
+        try:
+            outcome = work.result()
+        except BaseException as exc:  # a fault in the model: every push of the batch fails
+            outcome = exc
+        self._deliver(jobs, outcome)
+        self._start(loop)
+
+    def _deliver(self, jobs: list[tuple[Any, ...]],
+                 outcome: tuple[list[Any], float, float] | BaseException) -> None:
+        """Hand a computed batch's results ``(results, began, done)``, or the fault that
+        failed it, to the pushes awaiting them (each gets its share of the batch's time)."""
         self.messages += len(jobs)
         self.batches += 1
-        try:
-            results, began, done = work.result()
-        except BaseException as exc:  # a fault in the model: every push of the batch fails
-            for job in jobs:
-                if not job[5].done():
-                    job[5].set_exception(exc)
-        else:
-            for job, result in zip(jobs, results):
-                if not job[5].done():  # the session may be gone
-                    job[5].set_result((result, began, began + (done - began) / len(jobs)))
-        self._start(loop)
+        for i, job in enumerate(jobs):
+            if job[5].done():  # the session may be gone
+                continue
+            if isinstance(outcome, BaseException):
+                job[5].set_exception(outcome)
+            else:
+                results, began, done = outcome
+                job[5].set_result((results[i], began, began + (done - began) / len(jobs)))
 
 
 def _timed_push_many(jobs: list[tuple[Any, ...]]) -> tuple[list[Any], float, float]:

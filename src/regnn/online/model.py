@@ -199,21 +199,20 @@ class REGNNStream(ChunkedStream):
         return {**super().describe(), "sigma": self.sigma, "lag": self.model.lag}
 
     def _new_noise(self, frames: int) -> torch.Tensor:
-        """``(K, I, frames)`` noise of the next frames, by the offline model's noise functions
-        (:func:`~regnn.models.regnn.ar1_filter` continued from the last value, or
-        :func:`~regnn.models.regnn.sample_noise` bounded per chunk)."""
-        if self.noise != "residual":
-            return sample_noise((self.k, NUM_ATTRIBUTES, frames), self.sigma, self.noise,
-                                self.generator, torch.device("cpu"), reduce_dims=(1, 2))
-        std, rho = (v.cpu() for v in self.model.net.residual_noise())
-        return self._residual_noise([self], frames, std, rho)[0]
+        """``(K, I, frames)`` noise of the next frames for the noise kinds other than
+        "residual" (:func:`~regnn.models.regnn.sample_noise`, bounded per chunk; "residual"
+        noise is drawn by :meth:`_residual_noise`)."""
+        return sample_noise((self.k, NUM_ATTRIBUTES, frames), self.sigma, self.noise,
+                            self.generator, torch.device("cpu"), reduce_dims=(1, 2))
 
     @staticmethod
     def _residual_noise(streams: list[REGNNStream], frames: int, std: torch.Tensor,
                         rho: torch.Tensor) -> torch.Tensor:
-        """``(S, K, I, frames)``: each stream's next "residual" noise, its white noise drawn
-        from its own generator and the AR(1) filters of all streams run as one (the same
-        float64 arithmetic per element as one stream alone, so batching changes nothing)."""
+        """``(S, K, I, frames)``: each stream's next "residual" noise, the offline model's
+        :func:`~regnn.models.regnn.ar1_filter` continued from the stream's last value, its
+        white noise drawn from its own generator and the filters of all streams run as one
+        (the same float64 arithmetic per element as one stream alone, so batching changes
+        nothing). The streams are all at their first window or all past it."""
         w = torch.stack([torch.randn((s.k, NUM_ATTRIBUTES, frames), generator=s.generator,
                                      device=rng_device(s.generator)).cpu() for s in streams])
         prev = [s._ar for s in streams]
@@ -226,31 +225,31 @@ class REGNNStream(ChunkedStream):
         return (torch.from_numpy(out) * scale[:, None, :, None]).float()
 
     def _advance_noise(self) -> torch.Tensor:
-        D, H = self.context, self.hop
-        if self._eps is None:
-            self._eps = self._new_noise(D)
-        else:
-            self._eps = torch.cat([self._eps[:, :, H:], self._new_noise(H)], dim=2)
-        return self._eps
+        """This stream's noise of its next window ``(K, I, D)``: :meth:`_advance_noise_many`
+        of itself alone."""
+        return self._advance_noise_many([self])[0]
 
     @staticmethod
     def _advance_noise_many(streams: list[REGNNStream]) -> torch.Tensor:
-        """``(S, K, I, D)``: :meth:`_advance_noise` of each stream (streams of one model and
-        K), the "residual" noise of the streams at the same point (first window or not)
-        drawn and filtered together."""
-        if any(s.noise != "residual" for s in streams):
-            return torch.stack([s._advance_noise() for s in streams])
+        """``(S, K, I, D)``: each stream's noise of its next window (streams of one model and
+        K): the ``D - H`` frames shared with its previous window kept, ``H`` new ones drawn
+        (``D`` at its first window). The "residual" noise of the streams that draw the same
+        number of frames is drawn and filtered together (:meth:`_residual_noise`)."""
         first = streams[0]
         D, H = first.context, first.hop
-        std, rho = (v.cpu() for v in first.model.net.residual_noise())
-        starting = [s._eps is None for s in streams]  # before any stream advances
-        for start in (True, False):
-            group = [s for s, first_window in zip(streams, starting) if first_window == start]
-            if not group:
-                continue
-            new = REGNNStream._residual_noise(group, D if start else H, std, rho)
-            for s, n in zip(group, new):
-                s._eps = n if start else torch.cat([s._eps[:, :, H:], n], dim=2)
+        frames = [D if s._eps is None else H for s in streams]  # before any stream advances
+        new: list[torch.Tensor | None] = [None] * len(streams)
+        residual = [i for i, s in enumerate(streams) if s.noise == "residual"]
+        if residual:
+            std, rho = (v.cpu() for v in first.model.net.residual_noise())
+            for f in sorted({frames[i] for i in residual}):
+                idx = [i for i in residual if frames[i] == f]
+                drawn = REGNNStream._residual_noise([streams[i] for i in idx], f, std, rho)
+                for i, n in zip(idx, drawn):
+                    new[i] = n
+        for s, n, f in zip(streams, new, frames):
+            n = s._new_noise(f) if n is None else n
+            s._eps = n if s._eps is None else torch.cat([s._eps[:, :, H:], n], dim=2)
         return torch.stack([s._eps for s in streams])  # type: ignore[misc]
 
     def _chunk(self, face: np.ndarray, audio: np.ndarray | None, t: int) -> np.ndarray:
